@@ -1,0 +1,133 @@
+"""The command line: `python run.py {regression,predict,bench} ...`.
+
+Every task subcommand is built the same way: its configuration dataclass
+contributes one flag per field (see `hw1_keras.config`), plus the shared
+`--out`. Bad input of any kind ends in one line on stderr and exit status 2;
+TensorFlow is imported only once the arguments are known to be good, so
+`--help` and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from hw1_keras.config import add_config_arguments, config_from_args
+from hw1_keras.errors import InputError
+from hw1_keras.regression.config import RegressionConfig
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line: what was wrong, then `--help`."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole CLI, one subparser per command."""
+    parser = OneLineParser(
+        prog="run.py",
+        description="The hw1 homework in Keras 3: a 1-D regression MLP and an MNIST CNN.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=OneLineParser)
+
+    regression = commands.add_parser(
+        "regression", help="train the regression MLP, plot it and export a SavedModel",
+        description="Train the regression MLP (Dense 16 SELU -> Dense 64 sigmoid -> 1) on "
+                    "the embedded data or your CSVs; write metrics, plots and a SavedModel.",
+    )
+    _add_out(regression)
+    add_config_arguments(regression, RegressionConfig)
+
+    predict = commands.add_parser(
+        "predict", help="answer from an exported SavedModel",
+        description="Print the model's prediction for each input, as CSV lines input,prediction.",
+    )
+    predict.add_argument("--model", required=True, metavar="DIR",
+                         help="a run's saved_model/ folder")
+    predict.add_argument("--input", metavar="CSV",
+                         help="read x values from a CSV (column 'input', or the first column)")
+    predict.add_argument("values", nargs="*", type=_number, metavar="X",
+                         help="x values to predict, e.g. 0.5 1.2 -3")
+
+    bench = commands.add_parser(
+        "bench", help="measure speed, accuracy and reproducibility (see BENCHMARKS.md)",
+        description="Run a task's benchmark and print the figures BENCHMARKS.md records.",
+    )
+    bench.add_argument("task", choices=["regression"], help="which benchmark")
+    bench.add_argument("--seeds", type=_positive_int, default=3,
+                       help="seeds for the accuracy mean and std (default: 3)")
+    bench.add_argument("--skip-plain", action="store_true",
+                       help="skip the slow plain-fit baseline (about 90 s)")
+    return parser
+
+
+def _add_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR",
+                        help="run folder (default: runs/<task>-<date>-<time>)")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
+def _quiet_tensorflow() -> None:
+    """Hides TensorFlow's C++ start-up chatter (CUDA probing on CPU machines).
+
+    Users who want it back set TF_CPP_MIN_LOG_LEVEL themselves.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "regression":
+        config = config_from_args(RegressionConfig, args)
+        _quiet_tensorflow()
+        from hw1_keras.regression.train import run
+
+        run(config, args.out)
+        return 0
+    if args.command == "predict":
+        _quiet_tensorflow()
+        from hw1_keras.predict import predict_command
+
+        return predict_command(args.model, args.values, args.input)
+    if args.command == "bench":
+        _quiet_tensorflow()
+        from hw1_keras import bench
+
+        return bench.main(args)
+    raise AssertionError(args.command)  # argparse restricts the choices.
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except InputError as error:
+        print(f"run.py {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"run.py {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

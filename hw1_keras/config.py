@@ -1,0 +1,132 @@
+"""Typed run configurations shared by every task.
+
+Each task describes its configuration as one frozen dataclass whose fields are
+declared with `option(default, why)`. The "why" is the comment that explains
+the default; the CLI reuses it as the flag's help text, so the two never drift.
+
+The CLI only *overrides* fields (`--batch-size 100` sets `batch_size`), and the
+dataclass validates itself in `__post_init__`, so a bad value is rejected the
+same way from the command line and from Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from hw1_keras.errors import InputError
+
+
+def option(default: Any, why: str, *, flag: str | None = None) -> Any:
+    """Declares a configuration field with its reason and optional short flag.
+
+    Args:
+        default: The default value (immutable: numbers, strings, tuples, None).
+        why: Why this default; shown as the flag's `--help` text.
+        flag: A CLI flag to use instead of the one derived from the field name
+            (for example `--lr` for `learning_rate`).
+
+    Returns:
+        A `dataclasses.field` carrying the help text and flag as metadata.
+    """
+    return dataclasses.field(default=default, metadata={"help": why, "flag": flag})
+
+
+def flag_name(field: dataclasses.Field) -> str:
+    """The CLI flag of a configuration field: `batch_size` -> `--batch-size`."""
+    return field.metadata.get("flag") or "--" + field.name.replace("_", "-")
+
+
+def _scalar_parser(kind: Any):
+    """An argparse `type=` callable for a scalar annotation (int, float, str)."""
+    names = {int: "an integer", float: "a number", str: "a string"}
+
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected {names[kind]}") from None
+
+    return parse
+
+
+def _parser_for(annotation: Any):
+    """Maps a field annotation to an argparse `type=` callable.
+
+    Supports `int`, `float`, `str`, `X | None` and `tuple[X, ...]` (given on the
+    command line as a comma-separated list, e.g. `16,64`).
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return _parser_for(inner)
+    if origin is tuple:
+        item = _scalar_parser(typing.get_args(annotation)[0])
+
+        def parse_list(text: str):
+            parts = [p.strip() for p in text.split(",") if p.strip()]
+            if not parts:
+                raise argparse.ArgumentTypeError(
+                    f"got {text!r}; expected a comma-separated list"
+                )
+            return tuple(item(p) for p in parts)
+
+        return parse_list
+    return _scalar_parser(annotation)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """Adds one `--flag` per field of `config_class`, defaulting to "not given".
+
+    Args:
+        parser: The (sub)parser to extend.
+        config_class: A configuration dataclass built with `option()`.
+    """
+    hints = typing.get_type_hints(config_class)
+    group = parser.add_argument_group(f"configuration ({config_class.__name__})")
+    for field in dataclasses.fields(config_class):
+        flag = flag_name(field)
+        group.add_argument(
+            flag,
+            dest=field.name,
+            type=_parser_for(hints[field.name]),
+            default=argparse.SUPPRESS,  # Only fields the user names override.
+            metavar=field.name.upper(),
+            help=field.metadata["help"]
+            + ("" if field.default is None else f" (default: {_show(field.default)})"),
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def config_from_args(config_class: type, args: argparse.Namespace):
+    """Builds a configuration from the fields the user named on the CLI."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return config_class(**given)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a configuration (tuples become lists)."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in dataclasses.asdict(config).items()
+    }
+
+
+def require(condition: bool, config: Any, name: str, expected: str) -> None:
+    """Raises `InputError` naming the flag, its value and what was expected."""
+    if condition:
+        return
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    value = getattr(config, name)
+    raise InputError(
+        f"{flag_name(field)} got {_show(value)}; expected {expected}"
+    )

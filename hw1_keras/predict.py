@@ -1,0 +1,62 @@
+"""`python run.py predict`: answers from an exported SavedModel."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hw1_keras.errors import InputError
+from hw1_keras.export import input_spec, load_endpoint
+
+
+def read_inputs(path: str | Path) -> list[float]:
+    """Reads x values from a CSV: its `input` column, or else its first column.
+
+    Raises:
+        InputError: missing or empty file, or a cell that is not a finite number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"--input {path}: no such file")
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+    if not rows:
+        raise InputError(f"--input {path}: the file is empty; expected one x value per row")
+    header = [cell.strip().lower() for cell in rows[0]]
+    column, start = (header.index("input"), 1) if "input" in header else (0, 0)
+    values = []
+    for number, row in enumerate(rows[start:], start=start + 1):
+        cell = row[column] if column < len(row) else ""
+        try:
+            value = float(cell)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise InputError(f"--input {path}: row {number}: {cell!r} is not a finite number")
+        values.append(value)
+    if not values:
+        raise InputError(f"--input {path}: no data rows after the header")
+    return values
+
+
+def predict_command(model_dir: str, values: Sequence[float], input_csv: str | None) -> int:
+    """Prints `input,prediction` CSV lines for every given x value."""
+    if input_csv is None and not values:
+        raise InputError("no inputs; pass x values (e.g. 0.5 1.2 -3) or --input FILE.csv")
+    xs = list(values) + (read_inputs(input_csv) if input_csv else [])
+    serve = load_endpoint(model_dir)
+    spec = input_spec(serve)
+    if spec.shape.as_list() != [None, 1]:
+        raise InputError(
+            f"--model {model_dir}: takes inputs of shape {spec.shape}, not scalar x "
+            "values; it is not a regression model"
+        )
+    predictions = serve(np.asarray(xs, np.float32).reshape(-1, 1)).numpy().ravel()
+    print("input,prediction")
+    for x, y in zip(xs, predictions):
+        print(f"{x:g},{y:.6g}")
+    return 0

@@ -1,0 +1,51 @@
+"""Training helpers every task shares: seeding and quiet progress lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import keras
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds Python, NumPy and the backend so that a seeded run repeats exactly."""
+    keras.utils.set_random_seed(seed)
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """Prints one line every `interval` seconds (and at the end) instead of a bar.
+
+    Long runs of tiny models have tens of thousands of epochs; a bar or a line
+    per epoch would drown the terminal. The line shows the user-facing epoch
+    count, every logged metric and the elapsed time.
+
+    Args:
+        total_epochs: The epochs the user asked for.
+        epochs_per_keras_epoch: How many user epochs one Keras epoch spans
+            (`MultiStepTrainer` runs a block of epochs per Keras epoch).
+        interval: Seconds between lines.
+        stream: Where to print (default: stdout).
+    """
+
+    def __init__(self, total_epochs: int, epochs_per_keras_epoch: int = 1,
+                 interval: float = 2.0, stream=None):
+        super().__init__()
+        self.total_epochs = total_epochs
+        self.epochs_per_keras_epoch = epochs_per_keras_epoch
+        self.interval = interval
+        self.stream = stream or sys.stdout
+
+    def on_train_begin(self, logs=None):
+        self.start = self.last = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        done = min((epoch + 1) * self.epochs_per_keras_epoch, self.total_epochs)
+        if now - self.last < self.interval and done < self.total_epochs:
+            return
+        self.last = now
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in (logs or {}).items())
+        width = len(str(self.total_epochs))
+        print(f"epoch {done:>{width}}/{self.total_epochs}  {shown}  [{now - self.start:.1f}s]",
+              file=self.stream, flush=True)
