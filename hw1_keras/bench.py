@@ -1,0 +1,104 @@
+"""`python run.py bench regression`: the figures BENCHMARKS.md records.
+
+Speed is always a ratio against a baseline measured in the same process, since
+these machines are noisy: the default multi-step XLA loop against a plain
+`model.fit` at one step per execution, both on the default 100,000-step recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from hw1_keras.regression import data as regression_data
+from hw1_keras.regression.config import RegressionConfig
+from hw1_keras.regression.model import build_model, hyperparameters
+from hw1_keras.regression.train import evaluate, noise_floor, train_model
+from hw1_keras.training import seed_everything
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACCURACY_KEYS = ("train_mse", "test_mse", "test_mse_gaps", "test_mse_outside")
+
+
+def _plain_fit_seconds(config: RegressionConfig, train) -> float:
+    """The same recipe through plain `model.fit`: one step per execution."""
+    seed_everything(config.seed)
+    model = build_model(hyperparameters(config))
+    start = time.perf_counter()
+    model.fit(train.x, train.y, batch_size=config.batch_size, epochs=config.epochs,
+              shuffle=True, verbose=0)
+    return time.perf_counter() - start
+
+
+def _end_to_end_seconds() -> float:
+    """`python run.py regression` in a fresh process: import, train, plot, export."""
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression",
+                        "--out", folder], check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
+def _row(label: str, value: str) -> None:
+    print(f"  {label:<46} {value}", flush=True)
+
+
+def regression(seeds: int, skip_plain: bool) -> dict:
+    """Speed, accuracy over `seeds` seeds, and reproducibility of the default recipe."""
+    config = RegressionConfig()
+    train, test = regression_data.generate(config.data_seed)
+    gaps = regression_data.GAPS
+    results: dict = {"config": dataclasses.asdict(config)}
+
+    print("speed (default recipe: 50,000 epochs = 100,000 Adam steps at batch 50)")
+    runs = []
+    for seed in range(seeds):
+        model, _, seconds = train_model(dataclasses.replace(config, seed=seed), train, test,
+                                        verbose=False)
+        runs.append({"seed": seed, "seconds": seconds, **evaluate(model, train, test, gaps)})
+    fast = runs[0]["seconds"]
+    _row("multi-step XLA loop (default), seed 0", f"{fast:.2f} s")
+    results["fast_seconds"] = fast
+    model, _, seconds = train_model(config, train, test, verbose=False, jit_compile=False)
+    _row("multi-step loop without XLA", f"{seconds:.2f} s  ({seconds / fast:.1f}x the default)")
+    results["no_xla_seconds"] = seconds
+    if not skip_plain:
+        plain = _plain_fit_seconds(config, train)
+        _row("plain model.fit, 1 step per execution", f"{plain:.2f} s")
+        _row("speed-up of the default over plain fit", f"{plain / fast:.1f}x")
+        results.update(plain_fit_seconds=plain, speedup=plain / fast)
+    end_to_end = _end_to_end_seconds()
+    _row("python run.py regression, end to end", f"{end_to_end:.1f} s")
+    results["end_to_end_seconds"] = end_to_end
+
+    print(f"accuracy over seeds 0..{seeds - 1} (mean +- std)")
+    for key in ACCURACY_KEYS:
+        values = np.array([run[key] for run in runs])
+        _row(key, f"{values.mean():.4f} +- {values.std():.4f}   "
+                  f"[{', '.join(f'{v:.4f}' for v in values)}]")
+        results[key] = {"mean": values.mean(), "std": values.std(), "values": values.tolist()}
+    floor = noise_floor(test)
+    _row("noise floor: test noise variance (sd 0.1)", f"{floor['test_noise_variance']:.4f}")
+    _row("noise floor: realized on these 100 points", f"{floor['test_noise_mse_realized']:.4f}")
+    results.update(floor)
+
+    print("reproducibility (seed 0 trained again)")
+    again, _, _ = train_model(config, train, test, verbose=False)
+    difference = abs(evaluate(again, train, test, gaps)["test_mse"] - runs[0]["test_mse"])
+    _row("|test MSE run 1 - run 2|", f"{difference:.2e}")
+    results["reproducibility_abs_diff"] = difference
+    return results
+
+
+def main(args) -> int:
+    """Runs the benchmark named on the command line; prints a JSON summary last."""
+    results = regression(args.seeds, args.skip_plain)
+    print(json.dumps(results, default=float))
+    return 0
