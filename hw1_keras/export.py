@@ -17,7 +17,7 @@ ENDPOINT = "serve"
 def export_saved_model(
     model: keras.Model,
     path: str | Path,
-    input_signature: list[tf.TensorSpec],
+    input_signature: list[tf.TensorSpec] | None = None,
     serve: Callable | None = None,
 ) -> Path:
     """Exports `model` as a SavedModel with one deterministic `serve` endpoint.
@@ -29,7 +29,8 @@ def export_saved_model(
     Args:
         model: The trained model (tracked, so its variables are saved).
         path: The SavedModel folder to create or replace.
-        input_signature: The endpoint's input specs.
+        input_signature: The endpoint's input specs; None when `serve` is a
+            `tf.function` already traced for every signature it should accept.
         serve: The endpoint function; default `model(x, training=False)`, so
             dropout, batch-norm updates and augmentation never run in serving.
 
@@ -73,8 +74,35 @@ def load_endpoint(path: str | Path) -> Callable:
     return getattr(loaded, ENDPOINT)
 
 
-def input_spec(endpoint: Callable) -> tf.TensorSpec:
-    """The (first) input spec of a loaded endpoint."""
-    concrete = endpoint.concrete_functions[0]
-    args, _ = concrete.structured_input_signature
-    return args[0]
+def input_specs(endpoint: Callable) -> list[tf.TensorSpec]:
+    """The input spec of each signature a loaded endpoint accepts."""
+    return [concrete.structured_input_signature[0][0]
+            for concrete in endpoint.concrete_functions]
+
+
+def export_onnx(model: keras.Model, path: str | Path, check_inputs) -> float:
+    """Exports `model` to ONNX (`model.export(format="onnx")`) and checks it.
+
+    The file is written beside `path` and moved into place only after
+    onnxruntime has run it.
+
+    Args:
+        model: The model; its own input signature becomes the ONNX input.
+        path: The `.onnx` file to create or replace.
+        check_inputs: A batch to run through both Keras and onnxruntime.
+
+    Returns:
+        The largest absolute difference between the two outputs.
+    """
+    import numpy as np
+    import onnxruntime
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    model.export(str(partial), format="onnx", verbose=False)
+    session = onnxruntime.InferenceSession(str(partial), providers=["CPUExecutionProvider"])
+    (onnx_input,) = session.get_inputs()
+    from_onnx = session.run(None, {onnx_input.name: check_inputs})[0]
+    from_keras = np.asarray(model(check_inputs, training=False))
+    partial.replace(path)
+    return float(np.max(np.abs(from_onnx - from_keras)))

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 
 from hw1_keras.errors import InputError
-from hw1_keras.export import input_spec, load_endpoint
+from hw1_keras.export import input_specs, load_endpoint
 
 
 def read_inputs(path: str | Path) -> list[float]:
@@ -49,10 +49,10 @@ def predict_command(model_dir: str, values: Sequence[float], input_csv: str | No
         raise InputError("no inputs; pass x values (e.g. 0.5 1.2 -3) or --input FILE.csv")
     xs = list(values) + (read_inputs(input_csv) if input_csv else [])
     serve = load_endpoint(model_dir)
-    spec = input_spec(serve)
-    if spec.shape.as_list() != [None, 1]:
+    shapes = [spec.shape.as_list() for spec in input_specs(serve)]
+    if [None, 1] not in shapes:
         raise InputError(
-            f"--model {model_dir}: takes inputs of shape {spec.shape}, not scalar x "
+            f"--model {model_dir}: takes inputs of shape {shapes[0]}, not scalar x "
             "values; it is not a regression model"
         )
     predictions = serve(np.asarray(xs, np.float32).reshape(-1, 1)).numpy().ravel()

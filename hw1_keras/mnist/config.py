@@ -1,0 +1,67 @@
+"""The MNIST task's configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hw1_keras.config import option, require
+
+DOWNSAMPLING = ("maxpool", "stride")
+
+
+@dataclasses.dataclass(frozen=True)
+class MnistConfig:
+    """Everything that decides an MNIST run; `metrics.json` records it."""
+
+    seed: int = option(0, "seeds the split, weight init, batch order and augmentation")
+    data: str | None = option(
+        None, "a local .npz in keras.datasets.mnist layout; default: download with Keras"
+    )
+    epochs: int = option(
+        15, "each epoch is 96k images (48k originals + a fresh augmented copy); "
+        "15 fit the 30-minute CPU budget"
+    )
+    batch_size: int = option(128, "the homework's best batch size in its batch-size study")
+    learning_rate: float = option(
+        2e-3, "AdamW's peak rate, reached after a 1-epoch warm-up, then cosine decay",
+        flag="--lr",
+    )
+    weight_decay: float = option(1e-4, "AdamW's decoupled decay; a light touch on 3M weights")
+    label_smoothing: float = option(
+        0.05, "softens one-hot targets; helps calibration on ambiguous digits"
+    )
+    filters: tuple[int, ...] = option(
+        (32, 64), "one conv block per entry; the homework's 2 blocks of 32 and 64"
+    )
+    dense_units: int = option(1024, "the homework's large dense layer (about 3M parameters)")
+    dropout: float = option(0.25, "after the last conv block, as in the homework")
+    dense_dropout: float = option(0.5, "before the logits; the dense layer has most weights")
+    batch_norm: int = option(1, "1: BatchNorm after each conv (the homework found it helps); 0: none")
+    downsampling: str = option("maxpool", "maxpool, or stride (2x2-strided convolutions)")
+    rotation: float = option(10.0, "augmentation: max rotation in degrees")
+    translation: float = option(0.1, "augmentation: max shift as a fraction of 28 pixels")
+    shear: float = option(0.15, "augmentation: max shear factor, both axes")
+    validation_size: int = option(12_000, "held out of the 60k training images, stratified")
+
+    def __post_init__(self):
+        require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
+        require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
+        require(self.learning_rate > 0, self, "learning_rate", "a number > 0, e.g. 2e-3")
+        require(self.weight_decay >= 0, self, "weight_decay", "a number >= 0")
+        require(0 <= self.label_smoothing < 1, self, "label_smoothing", "a number in [0, 1)")
+        require(1 <= len(self.filters) <= 3 and all(f >= 1 for f in self.filters),
+                self, "filters", "1 to 3 filter counts >= 1, e.g. 32,64")
+        require(self.dense_units >= 1, self, "dense_units", "a whole number >= 1")
+        require(0 <= self.dropout < 1, self, "dropout", "a rate in [0, 1)")
+        require(0 <= self.dense_dropout < 1, self, "dense_dropout", "a rate in [0, 1)")
+        require(self.batch_norm in (0, 1), self, "batch_norm", "0 or 1")
+        require(self.downsampling in DOWNSAMPLING, self, "downsampling", "maxpool or stride")
+        require(0 <= self.rotation <= 180, self, "rotation", "degrees in [0, 180]")
+        require(0 <= self.translation < 1, self, "translation", "a fraction in [0, 1)")
+        require(0 <= self.shear < 1, self, "shear", "a factor in [0, 1)")
+        require(self.validation_size >= 1, self, "validation_size", "a whole number >= 1")
+
+
+def quick_preset() -> MnistConfig:
+    """`--quick`: a few-minute run to try things (flags given with it still win)."""
+    return MnistConfig(epochs=2)

@@ -1,0 +1,163 @@
+"""The MNIST CNN and its training recipe, as one KerasTuner HyperModel.
+
+`build_model(hp)` exposes everything the homework's studies vary (depth,
+filters, dense units, dropout, batch norm, max-pool versus stride-2), with
+`MnistConfig`'s values as defaults; `hyperparameters(config)` pins them for a
+fixed run.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import keras_tuner
+from keras import layers
+
+from hw1_keras.mnist import pipeline
+from hw1_keras.mnist.config import DOWNSAMPLING, MnistConfig
+
+DEFAULTS = MnistConfig()
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+DEFAULT_FILTERS = (32, 64, 128)  # Per block, when a search asks for more blocks.
+WARMUP_EPOCHS = 1
+
+
+def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
+    """Pins every hyperparameter `build_model` and `fit` read to `config`'s value."""
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("conv_blocks", len(config.filters))
+    for index, filters in enumerate(config.filters, 1):
+        hp.Fixed(f"filters_{index}", filters)
+    for name in ("dense_units", "dropout", "dense_dropout", "batch_norm", "downsampling",
+                 "learning_rate", "weight_decay", "label_smoothing", "batch_size"):
+        hp.Fixed(name, getattr(config, name))
+    return hp
+
+
+def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
+    """Builds and compiles the CNN: [Conv 3x3 -> BN -> ReLU -> MaxPool] x blocks.
+
+    Then Dropout -> Flatten -> Dense(ReLU) -> Dropout -> Dense(10) logits. The
+    model takes raw pixels (0-255, shape (N, 28, 28, 1)) and normalizes them
+    itself with MNIST's mean and standard deviation.
+
+    Args:
+        hp: Hyperparameters; missing ones take `MnistConfig`'s defaults.
+
+    Returns:
+        A Functional model compiled with AdamW at a constant learning rate and
+        cross-entropy on logits; `MnistHyperModel.fit` recompiles it with the
+        warm-up + cosine schedule once the number of steps is known.
+    """
+    hp = hp if hp is not None else keras_tuner.HyperParameters()
+    blocks = hp.Int("conv_blocks", 1, 3, default=len(DEFAULTS.filters))
+    batch_norm = hp.Int("batch_norm", 0, 1, default=DEFAULTS.batch_norm)
+    downsampling = hp.Choice("downsampling", list(DOWNSAMPLING), default=DEFAULTS.downsampling)
+
+    inputs = keras.Input(shape=(28, 28, 1), name="image")
+    x = layers.Rescaling(1.0 / (255.0 * MNIST_STD), offset=-MNIST_MEAN / MNIST_STD,
+                         name="normalize")(inputs)
+    for index in range(1, blocks + 1):
+        default = (DEFAULTS.filters[index - 1] if index <= len(DEFAULTS.filters)
+                   else DEFAULT_FILTERS[index - 1])
+        filters = hp.Int(f"filters_{index}", 8, 256, sampling="log", default=default)
+        stride = 2 if downsampling == "stride" else 1
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same",
+                          use_bias=not batch_norm,  # BN's shift makes a bias redundant.
+                          name=f"conv_{index}")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+        x = layers.ReLU(name=f"relu_{index}")(x)
+        if downsampling == "maxpool":
+            x = layers.MaxPooling2D(name=f"max_pool_{index}")(x)
+    x = layers.Dropout(hp.Float("dropout", 0.0, 0.6, default=DEFAULTS.dropout),
+                       name="conv_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(hp.Int("dense_units", 32, 4096, sampling="log",
+                            default=DEFAULTS.dense_units),
+                     activation="relu", name="dense")(x)
+    x = layers.Dropout(hp.Float("dense_dropout", 0.0, 0.7, default=DEFAULTS.dense_dropout),
+                       name="dense_dropout")(x)
+    logits = layers.Dense(10, name="logits")(x)
+    model = keras.Model(inputs, logits, name="mnist_cnn")
+    compile_model(model, hp, learning_rate=hp.Float(
+        "learning_rate", 1e-4, 1e-2, sampling="log", default=DEFAULTS.learning_rate))
+    return model
+
+
+def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_rate) -> None:
+    """Compiles with AdamW and label-smoothed cross-entropy on logits."""
+    weight_decay = hp.Float("weight_decay", 0.0, 1e-2, default=DEFAULTS.weight_decay)
+    smoothing = hp.Float("label_smoothing", 0.0, 0.2, default=DEFAULTS.label_smoothing)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
+        # Keras' sparse cross-entropy has no label smoothing; the dense one does.
+        loss=SparseSmoothedCrossEntropy(smoothing),
+        metrics=["accuracy"],
+    )
+
+
+@keras.saving.register_keras_serializable(package="hw1_keras")
+class SparseSmoothedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy on logits from integer labels, with label smoothing."""
+
+    def __init__(self, label_smoothing: float = 0.0, name="cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        one_hot = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32"), 10)
+        return keras.losses.categorical_crossentropy(
+            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def learning_rate_schedule(peak: float, steps_per_epoch: int, epochs: int):
+    """Linear warm-up over `WARMUP_EPOCHS`, then cosine decay to 1% of the peak."""
+    warmup = min(WARMUP_EPOCHS * steps_per_epoch, (epochs * steps_per_epoch) // 2)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=peak / 100,
+        decay_steps=max(1, epochs * steps_per_epoch - warmup),
+        alpha=0.01,
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
+
+
+class MnistHyperModel(keras_tuner.HyperModel):
+    """`build_model` plus the augmented tf.data pipeline and the LR schedule.
+
+    Args:
+        epochs: Epochs to train (each: originals plus an augmented copy).
+        seed: Seeds the shuffle and the augmentation.
+        rotation, translation, shear: The augmentation's strengths.
+    """
+
+    def __init__(self, epochs: int = DEFAULTS.epochs, seed: int = DEFAULTS.seed,
+                 rotation: float = DEFAULTS.rotation, translation: float = DEFAULTS.translation,
+                 shear: float = DEFAULTS.shear, **kwargs):
+        super().__init__(**kwargs)
+        self.epochs = epochs
+        self.seed = seed
+        self.augment = pipeline.augmentation(rotation, translation, shear, seed)
+
+    def build(self, hp):
+        return build_model(hp)
+
+    def fit(self, hp, model, x, y, validation_data=None, callbacks=None, verbose=1,
+            **kwargs):
+        """Trains `model` on uint8 images `x`, labels `y`; returns the History."""
+        batch_size = hp.Int("batch_size", 16, 512, sampling="log", default=DEFAULTS.batch_size)
+        train = pipeline.training_dataset(x, y, batch_size=batch_size, seed=self.seed,
+                                          augment=self.augment)
+        steps_per_epoch = math.ceil(2 * len(x) / batch_size)
+        peak = hp.get("learning_rate")
+        compile_model(model, hp, learning_rate_schedule(peak, steps_per_epoch, self.epochs))
+        if validation_data is not None:
+            validation_data = pipeline.evaluation_dataset(*validation_data)
+        return model.fit(train, epochs=self.epochs, validation_data=validation_data,
+                         callbacks=callbacks, verbose=verbose, **kwargs)

@@ -1,0 +1,98 @@
+"""tf.data pipelines for MNIST: shuffled batches, augmented copies, prefetching.
+
+Images stay uint8 in memory and become float32 raw pixels (0-255) per batch;
+normalization lives inside the model, so the exported model takes raw pixels
+too. Augmentation runs only here, in the training pipeline: the model has no
+random layers, so validation, test and inference never see it.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def augmentation(rotation: float, translation: float, shear: float, seed: int) -> keras.Sequential:
+    """Random rotation, translation and shear, filling with black (MNIST's background).
+
+    Args:
+        rotation: Maximum rotation in degrees, either way.
+        translation: Maximum shift as a fraction of the image size, both axes.
+        shear: Maximum shear factor, both axes.
+        seed: Seeds the three layers.
+    """
+    black = {"fill_mode": "constant", "fill_value": 0.0}
+    return keras.Sequential(
+        [
+            layers.RandomRotation(rotation / 360.0, seed=seed, **black),
+            layers.RandomTranslation(translation, translation, seed=seed + 1, **black),
+            layers.RandomShear(shear, shear, seed=seed + 2, **black),
+        ],
+        name="augmentation",
+    )
+
+
+def training_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    augment: keras.Layer | None,
+    copies: int = 2,
+) -> tf.data.Dataset:
+    """One epoch = every image `copies` times; all copies but the first augmented.
+
+    As in the homework, an epoch trains on the originals plus an augmented copy
+    of each (96k samples for 48k images); the copy is drawn afresh every epoch,
+    and originals and copies are shuffled together.
+
+    Args:
+        images: uint8 (N, 28, 28).
+        labels: Integer labels (N,).
+        batch_size: Images per step.
+        seed: Seeds the shuffle.
+        augment: The augmentation layer for the copies; None sends the copies
+            through unchanged (the throughput baseline).
+        copies: How many times each image appears per epoch.
+
+    Returns:
+        A dataset of `(float32 images (B, 28, 28, 1), int64 labels (B,))`.
+    """
+    count = len(images)
+    pixels = tf.constant(images[..., np.newaxis])
+    targets = tf.constant(labels.astype(np.int64))
+
+    def gather(index):
+        image = tf.cast(tf.gather(pixels, index % count), tf.float32)
+        return image, tf.gather(targets, index % count), index >= count
+
+    def augment_copies(image, label, is_copy):
+        changed = augment(image, training=True)
+        return tf.where(is_copy[:, tf.newaxis, tf.newaxis, tf.newaxis], changed, image), label
+
+    dataset = (
+        tf.data.Dataset.range(copies * count)
+        .shuffle(copies * count, seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .map(gather, num_parallel_calls=AUTOTUNE)
+    )
+    if augment is not None:
+        dataset = dataset.map(augment_copies, num_parallel_calls=AUTOTUNE)
+    else:
+        dataset = dataset.map(lambda image, label, _: (image, label))
+    return dataset.prefetch(AUTOTUNE)
+
+
+def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int = 512):
+    """Validation/test batches in order: raw pixels, never augmented."""
+    return (
+        tf.data.Dataset.from_tensor_slices((images[..., np.newaxis], labels.astype(np.int64)))
+        .batch(batch_size)
+        .map(lambda image, label: (tf.cast(image, tf.float32), label))
+        .prefetch(AUTOTUNE)
+    )

@@ -1,0 +1,174 @@
+"""`python run.py mnist`: train, evaluate, plot and export, resumably, in one run folder."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from hw1_keras import plots
+from hw1_keras.config import to_dict
+from hw1_keras.export import export_onnx, export_saved_model
+from hw1_keras.mnist import data as mnist_data
+from hw1_keras.mnist import pipeline
+from hw1_keras.mnist import plots as mnist_plots
+from hw1_keras.mnist.config import MnistConfig
+from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
+from hw1_keras.runs import make_run_dir, write_json
+from hw1_keras.training import seed_everything
+
+LOG = "training_log.csv"
+BEST = "best.weights.h5"
+BACKUP = "backup"
+ACTIVATION_DIGIT = 9  # The report's fig. 10b shows a 9.
+
+
+def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunction:
+    """Raw digits in, class probabilities out, in inference mode.
+
+    Traced for uint8 and float32 images of shape (N, 28, 28) and (N, 28, 28, 1)
+    with pixel values 0-255, so the SavedModel accepts all four.
+    """
+
+    @tf.function
+    def serve(images):
+        images = tf.cast(images, tf.float32)
+        if images.shape.rank == 3:
+            images = images[..., tf.newaxis]
+        return tf.nn.softmax(model(images, training=False), axis=-1)
+
+    for dtype in (tf.uint8, tf.float32):
+        for shape in ((None, 28, 28), (None, 28, 28, 1)):
+            serve.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
+    return serve
+
+
+def read_log(path: Path) -> dict[str, list[float]]:
+    """The CSV log as columns, one row per epoch.
+
+    An epoch interrupted after its row was written but before its backup is
+    trained again on resume and logged twice; the later row wins.
+    """
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    ordered = [rows[epoch] for epoch in sorted(rows)]
+    return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
+
+
+def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callback]:
+    best = keras.callbacks.ModelCheckpoint(
+        run_dir / BEST, monitor="val_accuracy", mode="max", save_best_only=True,
+        save_weights_only=True,
+    )
+    if resumed_log.get("val_accuracy"):
+        # A resumed run must not forget the best epoch before the interruption.
+        best.best = max(resumed_log["val_accuracy"])
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
+        best,
+        keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
+        keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
+    ]
+
+
+def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
+    """Test loss, accuracy, per-class accuracy, confusion matrix, predictions."""
+    loss, accuracy = model.evaluate(pipeline.evaluation_dataset(images, labels), verbose=0)
+    probabilities = tf.nn.softmax(model.predict(images[..., np.newaxis].astype("float32"),
+                                                batch_size=512, verbose=0)).numpy()
+    predicted = probabilities.argmax(axis=1)
+    matrix = np.zeros((10, 10), dtype=int)
+    np.add.at(matrix, (labels, predicted), 1)
+    return {
+        "test_loss": float(loss),
+        "test_accuracy": float(accuracy),
+        "per_class_accuracy": {str(c): float(matrix[c, c] / max(1, matrix[c].sum()))
+                               for c in range(10)},
+        "confusion": matrix,
+        "predicted": predicted,
+        "confidence": probabilities.max(axis=1),
+    }
+
+
+def run(config: MnistConfig, out: str | None = None) -> dict:
+    """Trains, evaluates, plots and exports one MNIST run; resumes an interrupted one.
+
+    Rerunning with the same `out` after an interruption (Ctrl-C, `kill -9`)
+    continues from the last finished epoch: `BackupAndRestore` restores the
+    weights, the optimizer and the epoch counter.
+
+    Returns:
+        The metrics written to `metrics.json`, with `run_dir` added.
+    """
+    started = time.perf_counter()
+    data = mnist_data.load(config.data, config.validation_size, config.seed)
+    run_dir = make_run_dir(out, "mnist")
+    resumed_log = read_log(run_dir / LOG) if (run_dir / BACKUP).exists() else {}
+    if not resumed_log and (run_dir / LOG).exists():
+        (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
+    print(f"mnist: {len(data.x_train)} train / {len(data.x_val)} validation / "
+          f"{len(data.x_test)} test images -> {run_dir}"
+          + (f" (resuming after epoch {len(resumed_log['epoch'])})" if resumed_log else ""))
+    write_json(run_dir / "config.json", to_dict(config))
+
+    seed_everything(config.seed)
+    hypermodel = MnistHyperModel(epochs=config.epochs, seed=config.seed,
+                                 rotation=config.rotation, translation=config.translation,
+                                 shear=config.shear)
+    hp = hyperparameters(config)
+    model = hypermodel.build(hp)
+    fit_started = time.perf_counter()
+    hypermodel.fit(hp, model, data.x_train, data.y_train,
+                   validation_data=(data.x_val, data.y_val),
+                   callbacks=_callbacks(run_dir, resumed_log),
+                   # A live bar on a terminal; one line per epoch in logs and CI.
+                   verbose=1 if sys.stdout.isatty() else 2)
+    train_seconds = time.perf_counter() - fit_started
+    model.load_weights(run_dir / BEST)  # Model selection on validation, never on test.
+
+    log = read_log(run_dir / LOG)
+    results = evaluate(model, data.x_test, data.y_test)
+    epochs = [int(e) + 1 for e in log["epoch"]]
+    best_epoch = epochs[int(np.argmax(log["val_accuracy"]))]
+    plots.learning_curves(
+        epochs, {"train (augmented)": log["accuracy"], "validation": log["val_accuracy"]},
+        run_dir / "accuracy.png", ylabel="accuracy", title="MNIST accuracy per epoch")
+    mnist_plots.filters(model, run_dir / "filters.png")
+    nine = data.x_test[np.flatnonzero(data.y_test == ACTIVATION_DIGIT)[0]]
+    mnist_plots.activations(model, nine, run_dir / "activations.png")
+    mnist_plots.confusion(results["confusion"], run_dir / "confusion.png")
+    mnist_plots.mistakes(data.x_test, data.y_test, results["predicted"], results["confidence"],
+                         run_dir / "mistakes.png")
+    export_saved_model(model, run_dir / "saved_model", serve=serving_function(model))
+    onnx_difference = export_onnx(model, run_dir / "model.onnx",
+                                  data.x_test[:256, ..., np.newaxis].astype("float32"))
+
+    metrics = {
+        "test_accuracy": results["test_accuracy"],
+        "test_loss": results["test_loss"],
+        "per_class_accuracy": results["per_class_accuracy"],
+        "confusion_matrix": results["confusion"].tolist(),
+        "best_epoch": best_epoch,
+        "best_val_accuracy": max(log["val_accuracy"]),
+        "epochs": len(epochs),
+        "parameters": model.count_params(),
+        "train_seconds": train_seconds,
+        "resumed": bool(resumed_log),
+        "onnx_max_abs_diff": onnx_difference,
+        "seed": config.seed,
+        "config": to_dict(config),
+        "total_seconds": time.perf_counter() - started,
+    }
+    write_json(run_dir / "metrics.json", metrics)
+    print(f"test accuracy {metrics['test_accuracy']:.4%}  test loss {metrics['test_loss']:.4f}  "
+          f"(best validation epoch {best_epoch}/{len(epochs)}, "
+          f"{metrics['parameters']:,} parameters, trained in {train_seconds:.0f}s)")
+    print(f"results in {run_dir}/")
+    return {**metrics, "run_dir": str(run_dir)}
