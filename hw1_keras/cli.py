@@ -15,6 +15,7 @@ import sys
 
 from hw1_keras.config import add_config_arguments, config_from_args
 from hw1_keras.errors import InputError
+from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression.config import RegressionConfig
 
 EXIT_BAD_INPUT = 2
@@ -44,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_out(regression)
     add_config_arguments(regression, RegressionConfig)
+
+    mnist = commands.add_parser(
+        "mnist", help="train the MNIST CNN, plot what it learned, export SavedModel + ONNX",
+        description="Train the CNN on MNIST with augmentation; rerun with the same --out to "
+                    "resume an interrupted run. Offline? Pass --data PATH.npz.",
+    )
+    _add_out(mnist)
+    mnist.add_argument("--quick", action="store_true",
+                       help="a few-minute run to try things (2 epochs); other flags still apply")
+    add_config_arguments(mnist, MnistConfig)
 
     predict = commands.add_parser(
         "predict", help="answer from an exported SavedModel",
@@ -90,29 +101,51 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _quiet_tensorflow() -> None:
-    """Hides TensorFlow's C++ start-up chatter (CUDA probing on CPU machines).
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow without its C++ start-up chatter on stderr.
 
-    Users who want it back set TF_CPP_MIN_LOG_LEVEL themselves.
+    On machines without a GPU, TensorFlow prints CUDA-probing lines before any
+    logging setting applies, which would bury our one-line errors. Users who
+    set TF_CPP_MIN_LOG_LEVEL themselves see everything, as TensorFlow prints it.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        import tensorflow  # noqa: F401
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
-        _quiet_tensorflow()
+        _import_tensorflow_quietly()
         from hw1_keras.regression.train import run
 
         run(config, args.out)
         return 0
+    if args.command == "mnist":
+        config = config_from_args(MnistConfig, args, quick_preset() if args.quick else None)
+        _import_tensorflow_quietly()
+        from hw1_keras.mnist.train import run as run_mnist
+
+        run_mnist(config, args.out)
+        return 0
     if args.command == "predict":
-        _quiet_tensorflow()
+        _import_tensorflow_quietly()
         from hw1_keras.predict import predict_command
 
         return predict_command(args.model, args.values, args.input)
     if args.command == "bench":
-        _quiet_tensorflow()
+        _import_tensorflow_quietly()
         from hw1_keras import bench
 
         return bench.main(args)

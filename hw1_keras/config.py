@@ -106,11 +106,17 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def config_from_args(config_class: type, args: argparse.Namespace):
-    """Builds a configuration from the fields the user named on the CLI."""
+def config_from_args(config_class: type, args: argparse.Namespace, base: Any = None):
+    """Builds a configuration from the fields the user named on the CLI.
+
+    Args:
+        config_class: The configuration dataclass.
+        args: Parsed arguments from a parser extended by `add_config_arguments`.
+        base: A preset to override instead of the class defaults.
+    """
     names = {f.name for f in dataclasses.fields(config_class)}
     given = {k: v for k, v in vars(args).items() if k in names}
-    return config_class(**given)
+    return dataclasses.replace(base, **given) if base is not None else config_class(**given)
 
 
 def to_dict(config: Any) -> dict[str, Any]:
