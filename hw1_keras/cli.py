@@ -58,14 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser(
         "predict", help="answer from an exported SavedModel",
-        description="Print the model's prediction for each input, as CSV lines input,prediction.",
+        description="Regression models: print CSV lines input,prediction. MNIST models: "
+                    "print 'FILE: DIGIT (PROBABILITY)' per image.",
     )
     predict.add_argument("--model", required=True, metavar="DIR",
                          help="a run's saved_model/ folder")
     predict.add_argument("--input", metavar="CSV",
                          help="read x values from a CSV (column 'input', or the first column)")
-    predict.add_argument("values", nargs="*", type=_number, metavar="X",
-                         help="x values to predict, e.g. 0.5 1.2 -3")
+    predict.add_argument("inputs", nargs="*", metavar="INPUT",
+                         help="x values for a regression model (e.g. 0.5 1.2 -3), or "
+                              "digit images (PNG/JPEG, any size or colour) for an MNIST model")
 
     bench = commands.add_parser(
         "bench", help="measure speed, accuracy and reproducibility (see BENCHMARKS.md)",
@@ -82,13 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR",
                         help="run folder (default: runs/<task>-<date>-<time>)")
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
 def _positive_int(text: str) -> int:
@@ -143,7 +138,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _import_tensorflow_quietly()
         from hw1_keras.predict import predict_command
 
-        return predict_command(args.model, args.values, args.input)
+        return predict_command(args.model, args.inputs, args.input)
     if args.command == "bench":
         _import_tensorflow_quietly()
         from hw1_keras import bench

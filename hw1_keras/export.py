@@ -59,6 +59,8 @@ def export_saved_model(
 def load_endpoint(path: str | Path) -> Callable:
     """Loads an exported SavedModel and returns its `serve` endpoint.
 
+    The endpoint keeps the loaded object (and so its variables) alive.
+
     Raises:
         InputError: `path` is not a SavedModel exported by this project.
     """
@@ -71,7 +73,9 @@ def load_endpoint(path: str | Path) -> Callable:
     loaded = tf.saved_model.load(str(path))
     if not hasattr(loaded, ENDPOINT):
         raise InputError(f"--model {path}: the SavedModel has no '{ENDPOINT}' endpoint")
-    return getattr(loaded, ENDPOINT)
+    endpoint = getattr(loaded, ENDPOINT)
+    endpoint.saved_model = loaded  # The variables die with the object otherwise.
+    return endpoint
 
 
 def input_specs(endpoint: Callable) -> list[tf.TensorSpec]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -43,20 +44,59 @@ def read_inputs(path: str | Path) -> list[float]:
     return values
 
 
-def predict_command(model_dir: str, values: Sequence[float], input_csv: str | None) -> int:
-    """Prints `input,prediction` CSV lines for every given x value."""
-    if input_csv is None and not values:
-        raise InputError("no inputs; pass x values (e.g. 0.5 1.2 -3) or --input FILE.csv")
-    xs = list(values) + (read_inputs(input_csv) if input_csv else [])
+def predict_command(model_dir: str, inputs: Sequence[str], input_csv: str | None) -> int:
+    """Answers from an exported model: x values for regression, image files for MNIST.
+
+    Returns:
+        0, or 2 when some image could not be read (the others are still answered).
+    """
+    if input_csv is None and not inputs:
+        raise InputError("no inputs; pass x values (e.g. 0.5 1.2 -3), image files, "
+                         "or --input FILE.csv")
     serve = load_endpoint(model_dir)
     shapes = [spec.shape.as_list() for spec in input_specs(serve)]
-    if [None, 1] not in shapes:
-        raise InputError(
-            f"--model {model_dir}: takes inputs of shape {shapes[0]}, not scalar x "
-            "values; it is not a regression model"
-        )
+    if [None, 1] in shapes:
+        return _predict_values(serve, [_number(text) for text in inputs]
+                               + (read_inputs(input_csv) if input_csv else []))
+    if [None, 28, 28] in shapes:
+        if input_csv:
+            raise InputError("--input is for regression models; pass image files instead")
+        return _predict_images(serve, inputs)
+    raise InputError(f"--model {model_dir}: takes inputs of shape {shapes[0]}, which "
+                     "this command does not know")
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise InputError(f"{text!r} is not a finite number; a regression model takes x values")
+    return value
+
+
+def _predict_values(serve, xs: list[float]) -> int:
     predictions = serve(np.asarray(xs, np.float32).reshape(-1, 1)).numpy().ravel()
     print("input,prediction")
     for x, y in zip(xs, predictions):
         print(f"{x:g},{y:.6g}")
     return 0
+
+
+def _predict_images(serve, paths: Sequence[str]) -> int:
+    """One line per image: the digit and its probability; bad files named on stderr."""
+    from hw1_keras.mnist.images import load_digit
+
+    failed = False
+    for path in paths:
+        try:
+            digit = load_digit(path)
+        except InputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed = True
+            continue
+        probabilities = serve(digit[np.newaxis]).numpy()[0]
+        best = int(probabilities.argmax())
+        print(f"{path}: {best} ({probabilities[best]:.1%})", flush=True)
+    return 2 if failed else 0

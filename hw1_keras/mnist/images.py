@@ -1,0 +1,92 @@
+"""Users' digit images -> 28x28 MNIST-style arrays, the way MNIST itself was made.
+
+MNIST digits are white on black, size-normalized to fit a 20x20 box keeping
+their aspect ratio, then placed in a 28x28 image so that their center of mass
+is at the center. A photo or a drawing of a digit must go through the same
+steps before the network can read it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from hw1_keras.errors import InputError
+
+BOX = 20  # MNIST's digits fit a 20x20 box...
+SIZE = 28  # ...centered by mass in a 28x28 image.
+INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
+MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank image.
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Reads an image file as float grey levels 0-255 (transparent parts white).
+
+    Raises:
+        InputError: the file is missing, empty, or not an image PIL can read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                # Transparent pixels count as paper, not ink.
+                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+                image = Image.alpha_composite(white, image.convert("RGBA"))
+            return np.asarray(image.convert("L"), dtype=np.float32)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise InputError(f"{path}: not a readable image ({type(error).__name__}); "
+                         "pass a PNG or JPEG") from None
+
+
+def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
+    """Normalizes a grey image of one digit like MNIST: uint8 (28, 28), white on black.
+
+    Steps: invert a light background, crop to the ink, scale the digit into
+    20x20 keeping its aspect ratio, and center it by center of mass in 28x28.
+
+    Raises:
+        InputError: the image is blank (no contrast between ink and paper).
+    """
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 127:  # Dark ink on light paper: make it MNIST's white on black.
+        grey, background = 255.0 - grey, 255.0 - background
+    grey = np.clip(grey - background, 0, None)
+    contrast = grey.max()
+    if contrast < MIN_CONTRAST:
+        raise InputError(f"{name}: the image is blank; expected one dark digit on light paper "
+                         "or a light digit on dark")
+    ink = grey > INK_THRESHOLD * contrast
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    digit = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] * (255.0 / contrast)
+
+    scale = BOX / max(digit.shape)
+    height = max(1, round(digit.shape[0] * scale))
+    width = max(1, round(digit.shape[1] * scale))
+    resized = np.asarray(
+        Image.fromarray(digit.astype(np.float32), mode="F").resize((width, height),
+                                                                   Image.Resampling.LANCZOS)
+    ).clip(0, 255)
+
+    canvas = np.zeros((SIZE, SIZE), np.float32)
+    mass = resized.sum()
+    center_y = (resized.sum(axis=1) * np.arange(height)).sum() / mass
+    center_x = (resized.sum(axis=0) * np.arange(width)).sum() / mass
+    top = int(round(SIZE / 2 - center_y))
+    left = int(round(SIZE / 2 - center_x))
+    top = min(max(top, 0), SIZE - height)  # Keep the whole digit inside the frame.
+    left = min(max(left, 0), SIZE - width)
+    canvas[top:top + height, left:left + width] = resized
+    return canvas.round().astype(np.uint8)
+
+
+def load_digit(path: str | Path) -> np.ndarray:
+    """`read_image` then `to_mnist`: a file to a (28, 28) uint8 MNIST-style digit."""
+    return to_mnist(read_image(path), str(path))
