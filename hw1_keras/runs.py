@@ -40,3 +40,8 @@ def write_json(path: str | Path, data: Any) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(partial, path)
+
+
+def read_json(path: str | Path) -> Any:
+    """Reads a JSON file written by `write_json`."""
+    return json.loads(Path(path).read_text())

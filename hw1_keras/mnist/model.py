@@ -132,18 +132,23 @@ class MnistHyperModel(keras_tuner.HyperModel):
     """`build_model` plus the augmented tf.data pipeline and the LR schedule.
 
     Args:
-        epochs: Epochs to train (each: originals plus an augmented copy).
+        epochs: Epochs to train.
         seed: Seeds the shuffle and the augmentation.
+        augmented_copy: 1: each epoch is the originals plus an augmented copy;
+            0: the originals alone.
         rotation, translation, shear: The augmentation's strengths.
     """
 
     def __init__(self, epochs: int = DEFAULTS.epochs, seed: int = DEFAULTS.seed,
+                 augmented_copy: int = DEFAULTS.augmented_copy,
                  rotation: float = DEFAULTS.rotation, translation: float = DEFAULTS.translation,
                  shear: float = DEFAULTS.shear, **kwargs):
         super().__init__(**kwargs)
         self.epochs = epochs
         self.seed = seed
-        self.augment = pipeline.augmentation(rotation, translation, shear, seed)
+        self.copies = 1 + augmented_copy
+        self.augment = (pipeline.augmentation(rotation, translation, shear, seed)
+                        if augmented_copy else None)
 
     def build(self, hp):
         return build_model(hp)
@@ -153,11 +158,13 @@ class MnistHyperModel(keras_tuner.HyperModel):
         """Trains `model` on uint8 images `x`, labels `y`; returns the History."""
         batch_size = hp.Int("batch_size", 16, 512, sampling="log", default=DEFAULTS.batch_size)
         train = pipeline.training_dataset(x, y, batch_size=batch_size, seed=self.seed,
-                                          augment=self.augment)
-        steps_per_epoch = math.ceil(2 * len(x) / batch_size)
+                                          augment=self.augment, copies=self.copies)
+        steps_per_epoch = math.ceil(self.copies * len(x) / batch_size)
         peak = hp.get("learning_rate")
         compile_model(model, hp, learning_rate_schedule(peak, steps_per_epoch, self.epochs))
         if validation_data is not None:
             validation_data = pipeline.evaluation_dataset(*validation_data)
         return model.fit(train, epochs=self.epochs, validation_data=validation_data,
-                         callbacks=callbacks, verbose=verbose, **kwargs)
+                         callbacks=callbacks, verbose=verbose,
+                         shuffle=False,  # The pipeline shuffles every epoch.
+                         **kwargs)

@@ -119,9 +119,9 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
     write_json(run_dir / "config.json", to_dict(config))
 
     seed_everything(config.seed)
-    hypermodel = MnistHyperModel(epochs=config.epochs, seed=config.seed,
-                                 rotation=config.rotation, translation=config.translation,
-                                 shear=config.shear)
+    hypermodel = MnistHyperModel(
+        epochs=config.epochs, seed=config.seed, augmented_copy=config.augmented_copy,
+        rotation=config.rotation, translation=config.translation, shear=config.shear)
     hp = hyperparameters(config)
     model = hypermodel.build(hp)
     fit_started = time.perf_counter()
