@@ -70,10 +70,13 @@ def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callbac
     if resumed_log.get("val_accuracy"):
         # A resumed run must not forget the best epoch before the interruption.
         best.best = max(resumed_log["val_accuracy"])
+    # Order matters: the log row and the best checkpoint are written before the
+    # backup, so a kill between them repeats an epoch (read_log keeps the later
+    # row) instead of losing one.
     return [
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
-        best,
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
+        best,
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
 

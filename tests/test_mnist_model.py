@@ -1,0 +1,67 @@
+"""The CNN's size and every option the tuning studies vary."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from hw1_keras.mnist.config import MnistConfig
+from hw1_keras.mnist.model import build_model, hyperparameters
+
+
+def _model(**changes):
+    return build_model(hyperparameters(dataclasses.replace(MnistConfig(), **changes)))
+
+
+def test_default_model_has_about_3m_parameters_and_the_homework_layers():
+    model = build_model()
+    assert model.count_params() == 3_241_642
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.filters for layer in convs] == [32, 64]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers) == 2
+    assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 2
+    assert model.get_layer("dense").units == 1024
+
+
+@pytest.mark.parametrize(
+    "changes, flatten_size",
+    [
+        ({"filters": (16,)}, 14 * 14 * 16),
+        ({"filters": (32, 64, 128)}, 3 * 3 * 128),
+        ({"downsampling": "stride"}, 7 * 7 * 64),
+        ({"batch_norm": 0}, 7 * 7 * 64),
+    ],
+)
+def test_options_change_the_architecture(changes, flatten_size):
+    model = _model(**changes)
+    assert model.get_layer("flatten").output.shape[-1] == flatten_size
+    layer_types = {type(layer) for layer in model.layers}
+    assert (keras.layers.MaxPooling2D in layer_types) == (changes.get("downsampling") != "stride")
+    assert (keras.layers.BatchNormalization in layer_types) == (changes.get("batch_norm", 1) == 1)
+
+
+def test_dense_units_and_dropout_rates_are_applied():
+    model = _model(dense_units=128, dropout=0.1, dense_dropout=0.3)
+    assert model.get_layer("dense").units == 128
+    assert model.get_layer("conv_dropout").rate == pytest.approx(0.1)
+    assert model.get_layer("dense_dropout").rate == pytest.approx(0.3)
+
+
+def test_the_model_normalizes_raw_pixels_itself():
+    model = build_model()
+    normalize = model.get_layer("normalize")
+    pixels = np.array([[0.0, 255.0]], np.float32)
+    np.testing.assert_allclose(np.asarray(normalize(pixels)),
+                               [[-0.1307 / 0.3081, (1 - 0.1307) / 0.3081]], rtol=1e-5)
+
+
+def test_inference_is_deterministic():
+    model = _model(dense_units=64)
+    images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(model(images, training=False)),
+                                  np.asarray(model(images, training=False)))

@@ -1,0 +1,177 @@
+"""A whole MNIST run on a small slice: artifacts, export round trips, resume, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hw1_keras.mnist.config import MnistConfig
+
+# Small and fast: a 1,200-image slice, a 64-unit dense layer, 2 epochs.
+SLICE = {"train": 1200, "test": 300}
+SMALL = {"validation_size": 200, "dense_units": 64, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory, mnist_file):
+    path = tmp_path_factory.mktemp("mnist") / "small.npz"
+    with np.load(mnist_file) as archive:
+        np.savez(path, x_train=archive["x_train"][:SLICE["train"]],
+                 y_train=archive["y_train"][:SLICE["train"]],
+                 x_test=archive["x_test"][:SLICE["test"]],
+                 y_test=archive["y_test"][:SLICE["test"]])
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, small_npz):
+    from hw1_keras.mnist.train import run
+
+    run_dir = tmp_path_factory.mktemp("mnist-run") / "run"
+    metrics = run(MnistConfig(data=small_npz, **SMALL), str(run_dir))
+    return run_dir, metrics
+
+
+def test_a_run_writes_every_artifact(small_run):
+    run_dir, metrics = small_run
+    for name in ("metrics.json", "config.json", "accuracy.png", "filters.png",
+                 "activations.png", "confusion.png", "mistakes.png", "model.onnx",
+                 "saved_model/saved_model.pb", "training_log.csv", "best.weights.h5"):
+        assert (run_dir / name).exists(), name
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents*"))
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "per_class_accuracy", "parameters",
+                "train_seconds", "epochs", "config"):
+        assert key in saved
+    assert saved["epochs"] == 2 and len(saved["per_class_accuracy"]) == 10
+    assert saved["config"]["dense_units"] == 64
+    # Two epochs on 1,000 images are far from converged but far above chance.
+    assert saved["test_accuracy"] > 0.5
+    assert saved["onnx_max_abs_diff"] <= 1e-5
+    assert not (run_dir / "backup").exists()  # Removed once training finished.
+
+
+FRESH_PROCESS_CHECK = """
+import sys, numpy as np, tensorflow as tf, onnxruntime
+run_dir, images_file = sys.argv[1], sys.argv[2]
+images = np.load(images_file)
+loaded = tf.saved_model.load(run_dir + "/saved_model")  # Keep it: it owns the variables.
+serve = loaded.serve
+outputs = [serve(images).numpy(), serve(images[..., None]).numpy(),
+           serve(images.astype(np.float32)).numpy(),
+           serve(images[..., None].astype(np.float32)).numpy(), serve(images).numpy()]
+session = onnxruntime.InferenceSession(run_dir + "/model.onnx")
+name = session.get_inputs()[0].name
+logits = session.run(None, {name: images[..., None].astype(np.float32)})[0]
+np.savez(images_file + ".out.npz", saved=np.stack(outputs), onnx=logits)
+"""
+
+
+def test_exports_match_keras_in_a_fresh_process(small_run, small_npz, tmp_path):
+    import keras
+    from hw1_keras.mnist.model import SparseSmoothedCrossEntropy  # noqa: F401
+    from hw1_keras.mnist.train import BEST
+
+    run_dir, _ = small_run
+    with np.load(small_npz) as archive:
+        images = archive["x_test"][:32]
+    images_file = tmp_path / "images.npy"
+    np.save(images_file, images)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-c", FRESH_PROCESS_CHECK, str(run_dir), str(images_file)],
+                   check=True, env=env, timeout=120, capture_output=True)
+    result = np.load(str(images_file) + ".out.npz")
+
+    from hw1_keras.mnist.model import build_model, hyperparameters
+    config = MnistConfig(data=small_npz, **SMALL)
+    model = build_model(hyperparameters(config))
+    model.load_weights(run_dir / BEST)
+    logits = np.asarray(model(images[..., None].astype(np.float32), training=False))
+    probabilities = np.asarray(keras.ops.softmax(logits))
+    for output in result["saved"]:  # uint8/float, (N,28,28)/(N,28,28,1), and a repeat.
+        np.testing.assert_allclose(output, probabilities, atol=1e-5)
+    np.testing.assert_array_equal(result["saved"][0], result["saved"][-1])
+    assert np.max(np.abs(result["onnx"] - logits)) <= 1e-5
+
+
+def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tmp_path, cli):
+    run_dir, _ = small_run
+    with np.load(small_npz) as archive:
+        digit = archive["x_test"][0]
+    good = tmp_path / "digit.png"
+    Image.fromarray(255 - digit).resize((112, 112)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_text("hello")
+    result = cli("predict", "--model", run_dir / "saved_model", good, bad)
+    assert result.returncode == 2
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{good}: ")
+    digit_answer, probability = lines[0].split(": ")[1].split(" ")
+    assert 0 <= int(digit_answer) <= 9 and probability.endswith("%)")
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in result.stderr
+
+
+def _rows(log_file):
+    if not log_file.exists():
+        return []
+    return log_file.read_text().strip().splitlines()[1:]
+
+
+def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, repo_root):
+    out = tmp_path / "resumable"
+    command = [sys.executable, "run.py", "mnist", "--data", small_npz, "--out", str(out),
+               "--epochs", "3", "--validation-size", "200", "--dense-units", "32",
+               "--augmented-copy", "0"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=repo_root, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_rows(out / "training_log.csv")) < 1:
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    killed_after = len(_rows(out / "training_log.csv"))
+    assert 1 <= killed_after < 3 and (out / "backup").exists()
+
+    finished = subprocess.run(command, cwd=repo_root, env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr
+    assert f"resuming after epoch {killed_after}" in finished.stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed"] is True and metrics["epochs"] == 3
+    epochs = [int(row.split(",")[0]) for row in _rows(out / "training_log.csv")]
+    assert sorted(set(epochs)) == [0, 1, 2]
+
+
+def test_bad_data_file_leaves_an_earlier_run_untouched(small_run, cli, tmp_path):
+    run_dir, _ = small_run
+    before = (run_dir / "metrics.json").read_bytes()
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x_train=np.zeros((3, 5, 5), np.uint8))
+    result = cli("mnist", "--data", bad, "--out", run_dir)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "missing arrays" in result.stderr
+    assert (run_dir / "metrics.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_quick_run_reaches_99_percent_on_real_mnist(mnist_file, tmp_path):
+    from hw1_keras.mnist.config import quick_preset
+    from hw1_keras.mnist.train import run
+    import dataclasses
+
+    metrics = run(dataclasses.replace(quick_preset(), data=mnist_file), str(tmp_path / "quick"))
+    assert metrics["test_accuracy"] >= 0.99
