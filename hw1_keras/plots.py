@@ -61,7 +61,7 @@ def weight_histograms(model, path: str | Path, bins: int = 40) -> Path:
                                 squeeze=False)
     for axis, layer in zip(axes[0], weighted):
         for variable in layer.weights:
-            values = np.asarray(variable).ravel()
+            values = np.asarray(variable, dtype=np.float64).ravel()  # float32 bins can collapse.
             axis.hist(values, bins=bins, alpha=0.7,
                       label=f"{variable.name} ({values.size})")
         axis.set_title(layer.name)

@@ -24,13 +24,14 @@ def read_inputs(path: str | Path) -> list[float]:
     if not path.is_file():
         raise InputError(f"--input {path}: no such file")
     with open(path, newline="") as handle:
-        rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+        rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
+                if any(cell.strip() for cell in row)]
     if not rows:
         raise InputError(f"--input {path}: the file is empty; expected one x value per row")
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower() for cell in rows[0][1]]
     column, start = (header.index("input"), 1) if "input" in header else (0, 0)
     values = []
-    for number, row in enumerate(rows[start:], start=start + 1):
+    for number, row in rows[start:]:
         cell = row[column] if column < len(row) else ""
         try:
             value = float(cell)

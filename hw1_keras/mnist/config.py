@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from hw1_keras.config import option, require
 
@@ -50,8 +51,10 @@ class MnistConfig:
     def __post_init__(self):
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
         require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
-        require(self.learning_rate > 0, self, "learning_rate", "a number > 0, e.g. 2e-3")
-        require(self.weight_decay >= 0, self, "weight_decay", "a number >= 0")
+        require(0 < self.learning_rate < math.inf, self, "learning_rate",
+                "a finite number > 0, e.g. 2e-3")
+        require(0 <= self.weight_decay < math.inf, self, "weight_decay",
+                "a finite number >= 0")
         require(0 <= self.label_smoothing < 1, self, "label_smoothing", "a number in [0, 1)")
         require(1 <= len(self.filters) <= 3 and all(f >= 1 for f in self.filters),
                 self, "filters", "1 to 3 filter counts >= 1, e.g. 32,64")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from hw1_keras.config import option, require
 
@@ -49,8 +50,10 @@ class RegressionConfig:
     def __post_init__(self):
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
         require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
-        require(self.learning_rate > 0, self, "learning_rate", "a number > 0, e.g. 4e-4")
-        require(self.weight_decay >= 0, self, "weight_decay", "a number >= 0")
+        require(0 < self.learning_rate < math.inf, self, "learning_rate",
+                "a finite number > 0, e.g. 4e-4")
+        require(0 <= self.weight_decay < math.inf, self, "weight_decay",
+                "a finite number >= 0")
         require(self.log_every >= 1, self, "log_every", "a whole number >= 1")
         require(
             len(self.units) >= 1 and all(u >= 1 for u in self.units),

@@ -116,15 +116,17 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
         raise InputError(f"{path}: no such file; pass an existing CSV with columns input,label")
     try:
         with open(path, newline="") as handle:
-            rows = [row for row in csv.reader(handle) if any(cell.strip() for cell in row)]
+            # Keep each row's line number, so messages point at the right line.
+            rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
+                    if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable text CSV ({error})") from None
     if not rows:
         raise InputError(f"{path}: the file is empty; expected a header input,label and data rows")
 
-    start = 1 if _is_header(rows[0], path) else 0
+    start = 1 if _is_header(rows[0][1], path) else 0
     xs, ys = [], []
-    for number, row in enumerate(rows[start:], start=start + 1):
+    for number, row in rows[start:]:
         if len(row) != 2:
             raise InputError(
                 f"{path}: row {number} has {len(row)} columns; expected 2 (input,label)"

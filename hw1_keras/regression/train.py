@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from hw1_keras import plots
 from hw1_keras.config import to_dict
+from hw1_keras.errors import InputError
 from hw1_keras.export import export_saved_model
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
@@ -147,11 +148,16 @@ def run(config: RegressionConfig, out: str | None = None) -> dict:
     gaps = list(regression_data.GAPS) if embedded else find_gaps(train.x)
     run_dir = make_run_dir(out, "regression")
     print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
+    model, history, seconds = train_model(config, train, test)
+    if not np.isfinite(history.history["loss"][-1]):
+        raise InputError(
+            f"training diverged (loss {history.history['loss'][-1]}) with --lr "
+            f"{config.learning_rate}; try a smaller learning rate, e.g. the default 4e-4"
+        )
+    # Written only now, so a failed run leaves an earlier run in `out` as it was.
     regression_data.write_csv(train, run_dir / "train_data.csv")
     regression_data.write_csv(test, run_dir / "test_data.csv")
     write_json(run_dir / "config.json", to_dict(config))
-
-    model, history, seconds = train_model(config, train, test)
     metrics = {
         **evaluate(model, train, test, gaps),
         **(noise_floor(test) if embedded else {}),

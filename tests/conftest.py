@@ -1,0 +1,74 @@
+"""Shared fixtures: the repo root on sys.path, quiet TensorFlow, one tiny run.
+
+The expensive artifact (a trained run folder with a SavedModel) is built once
+per session by `tiny_run` and shared, read-only, by the run, export and CLI
+tests. Tests that need to modify a run folder copy it first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+# The tiny configuration every shared run uses: 20 epochs, 2 compiled calls.
+TINY = {"epochs": 20, "log_every": 10}
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    from hw1_keras.regression.config import RegressionConfig
+
+    return RegressionConfig(**TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_config):
+    """One tiny embedded-data run: `(run_dir, metrics)`. Treat it as read-only."""
+    from hw1_keras.regression.train import run
+
+    run_dir = tmp_path_factory.mktemp("tiny") / "run"
+    metrics = run(tiny_config, str(run_dir))
+    return run_dir, metrics
+
+
+def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    # As a user runs it: the CLI quiets TensorFlow itself, but only when the user
+    # has not set TF_CPP_MIN_LOG_LEVEL (this process sets it for the in-process tests).
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "run.py", *map(str, args)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """Runs `python run.py ARGS...` from the repo root; returns the CompletedProcess."""
+    return _run_cli
+
+
+MNIST_FILE = REPO_ROOT.parent / "shared" / "data" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def mnist_file() -> str:
+    """The real MNIST file beside the checkout, as CI lays it out."""
+    if not MNIST_FILE.is_file():
+        pytest.skip(f"{MNIST_FILE} not found (tests read MNIST from ../shared/data)")
+    return str(MNIST_FILE)

@@ -1,0 +1,231 @@
+"""`python run.py ...` end to end: predictions, --help, and one-line user errors.
+
+Argument and configuration errors are answered before TensorFlow is imported,
+so those subprocesses are cheap; the cases that need TensorFlow (data files,
+model folders) are each run once and shared by the tests that inspect them.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+def stderr_lines(result) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.strip()]
+
+
+def assert_user_error(result, *fragments: str) -> str:
+    """Exit 2, no traceback, the error as the last stderr line; returns that line."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = stderr_lines(result)
+    assert lines, "nothing on stderr"
+    last = lines[-1]
+    assert "error" in last, last
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    return last
+
+
+def assert_single_line(result) -> None:
+    assert len(stderr_lines(result)) == 1, result.stderr
+
+
+# --- --help ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], ["regression", "predict"]),
+    (["regression"], ["--lr", "--batch-size", "--units", "--activations", "--log-every",
+                      "--train", "--test", "--out", "(default: 50)"]),
+    (["predict"], ["--model", "--input"]),
+    (["bench"], ["--seeds", "regression"]),
+    (["mnist"], ["--quick", "--out"]),
+])
+def test_help(cli, argv, expected):
+    result = cli(*argv, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: run.py")
+    for fragment in expected:
+        assert fragment in result.stdout, fragment
+    assert result.stderr == ""
+
+
+# --- errors answered before TensorFlow is imported ---------------------------
+
+FAST_ERRORS = [
+    ("negative_lr", ["regression", "--lr", "-0.001"], ["--lr got -0.001", "> 0"]),
+    ("batch_zero", ["regression", "--batch-size", "0"], ["--batch-size got 0"]),
+    ("epochs_zero", ["regression", "--epochs", "0"], ["--epochs got 0"]),
+    ("unknown_flag", ["regression", "--bogus", "3"], ["unrecognized arguments: --bogus"]),
+    ("epochs_not_a_number", ["regression", "--epochs", "many"], ["--epochs", "'many'"]),
+    ("units_activations", ["regression", "--units", "8,8,8"], ["--activations", "(3)"]),
+    ("train_without_test", ["regression", "--train", "a.csv"], ["--train", "--test"]),
+    ("no_command", [], ["required"]),
+    ("predict_without_model", ["predict", "1"], ["--model"]),
+]
+
+
+@pytest.mark.parametrize("argv, fragments", [c[1:] for c in FAST_ERRORS],
+                         ids=[c[0] for c in FAST_ERRORS])
+def test_argument_errors_are_one_line(cli, argv, fragments):
+    result = cli(*argv)
+    assert_user_error(result, *fragments)
+    assert_single_line(result)
+    assert result.stdout == ""
+
+
+# --- errors found after TensorFlow is imported -------------------------------
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _missing_train(cli, tiny_run, tmp):
+    missing = tmp / "no_such_train.csv"
+    return cli("regression", "--epochs", "1", "--train", missing, "--test", missing,
+               "--out", tmp / "out"), {"path": str(missing), "out": tmp / "out"}
+
+
+def _bad_row(cli, tiny_run, tmp):
+    existing = tmp / "existing_run"
+    shutil.copytree(tiny_run[0], existing)
+    before = snapshot(existing)
+    bad = tmp / "bad.csv"
+    bad.write_text("input,label\n1,2\n3,abc\n4,5\n")
+    result = cli("regression", "--out", existing, "--train", bad, "--test", bad,
+                 "--epochs", "1", "--log-every", "1")
+    return result, {"path": str(bad), "before": before, "after": snapshot(existing)}
+
+
+def _predict_not_a_model(cli, tiny_run, tmp):
+    folder = tmp / "not_a_model"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("hello")
+    return cli("predict", "--model", folder, "1.0"), {"path": str(folder)}
+
+
+def _predict_no_inputs(cli, tiny_run, tmp):
+    return cli("predict", "--model", tiny_run[0] / "saved_model"), {}
+
+
+TF_ERRORS = {
+    "missing_train_csv": (_missing_train, ["no such file"]),
+    "bad_csv_row": (_bad_row, ["row 3", "'abc'", "not a number"]),
+    "predict_not_a_model": (_predict_not_a_model, ["--model", "saved_model.pb"]),
+    "predict_no_inputs": (_predict_no_inputs, ["no inputs"]),
+}
+
+
+@pytest.fixture(scope="module")
+def tf_error(cli, tiny_run, tmp_path_factory):
+    """Runs each TensorFlow-importing error case once: `name -> (result, extra)`."""
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            make, _ = TF_ERRORS[name]
+            cache[name] = make(cli, tiny_run, tmp_path_factory.mktemp(name))
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", list(TF_ERRORS))
+def test_data_and_model_errors_are_one_line(tf_error, name):
+    result, extra = tf_error(name)
+    line = assert_user_error(result, *TF_ERRORS[name][1])
+    assert_single_line(result)  # TensorFlow's start-up chatter must not bury it
+    if "path" in extra:
+        assert extra["path"] in line
+    assert line.startswith(f"run.py {'predict' if 'predict' in name else 'regression'}: error:")
+
+
+def test_missing_data_creates_no_run_folder(tf_error):
+    result, extra = tf_error("missing_train_csv")
+    assert result.returncode == 2
+    assert not extra["out"].exists()
+
+
+def test_failed_run_leaves_existing_run_untouched(tf_error):
+    result, extra = tf_error("bad_csv_row")
+    assert result.returncode == 2
+    before, after = extra["before"], extra["after"]
+    assert any(path.name == "metrics.json" for path in before)
+    assert set(after) == set(before)
+    for path, content in before.items():
+        assert after[path] == content, f"{path} changed"
+
+
+# --- predict -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference_serve(tiny_run):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(tiny_run[0] / "saved_model"))
+    return lambda xs: loaded.serve(tf.constant(np.asarray(xs, np.float32)
+                                               .reshape(-1, 1))).numpy().ravel()
+
+
+def test_predict_values_and_input_csv(cli, tiny_run, tmp_path, reference_serve):
+    inputs = tmp_path / "inputs.csv"
+    inputs.write_text("input,label\n1.25,0\n-2,0\n0.5,0\n")
+    result = cli("predict", "--model", tiny_run[0] / "saved_model", "--input", inputs,
+                 "0.5", "-3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "input,prediction"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [row[0] for row in rows] == ["0.5", "-3", "1.25", "-2", "0.5"]
+    predictions = np.array([float(row[1]) for row in rows])
+    assert np.all(np.isfinite(predictions))
+    expected = reference_serve([0.5, -3, 1.25, -2, 0.5])
+    np.testing.assert_allclose(predictions, expected, rtol=1e-5, atol=1e-6)
+    assert rows[0][1] == rows[4][1]  # the same x, the same answer
+    assert "Traceback" not in result.stderr
+
+
+def test_read_inputs(tmp_path):
+    from hw1_keras.predict import read_inputs
+
+    headed = tmp_path / "headed.csv"
+    headed.write_text("label,input\n9,1.5\n9,-2\n")
+    assert read_inputs(headed) == [1.5, -2.0]
+    plain = tmp_path / "plain.csv"
+    plain.write_text("0.25\n-3\n\n7\n")
+    assert read_inputs(plain) == [0.25, -3.0, 7.0]
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("", "empty"),
+    ("input\n", "no data rows"),
+    ("input\n1\nabc\n", "row 3"),
+    ("input\n1\ninf\n", "row 3"),
+    ("input,label\n1,2\n,3\n", "row 3"),
+])
+def test_read_inputs_errors(tmp_path, content, fragment):
+    from hw1_keras.errors import InputError
+    from hw1_keras.predict import read_inputs
+
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    with pytest.raises(InputError) as caught:
+        read_inputs(path)
+    message = str(caught.value)
+    assert message.startswith(f"--input {path}:") and fragment in message, message
+    with pytest.raises(InputError, match="no such file"):
+        read_inputs(tmp_path / "missing.csv")
+
+
+def test_predict_no_inputs_is_checked_first(tmp_path):
+    from hw1_keras.errors import InputError
+    from hw1_keras.predict import predict_command
+
+    with pytest.raises(InputError, match="no inputs"):
+        predict_command(str(tmp_path / "whatever"), [], None)

@@ -1,0 +1,188 @@
+"""Configuration dataclasses: CLI flags derived from fields, overrides, validation."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import pytest
+
+from hw1_keras.config import add_config_arguments, config_from_args, flag_name, to_dict
+from hw1_keras.errors import InputError
+from hw1_keras.regression.config import RegressionConfig
+
+EXPECTED_FLAGS = {
+    "seed": "--seed",
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "weight_decay": "--weight-decay",
+    "units": "--units",
+    "activations": "--activations",
+    "log_every": "--log-every",
+    "data_seed": "--data-seed",
+    "train": "--train",
+    "test": "--test",
+}
+
+
+class RaisingParser(argparse.ArgumentParser):
+    """Turns argparse's exit into an exception the test can inspect."""
+
+    def error(self, message):
+        raise AssertionError(f"argparse error: {message}")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = RaisingParser(prog="test")
+    add_config_arguments(parser, RegressionConfig)
+    return parser
+
+
+def parse(*argv: str) -> RegressionConfig:
+    return config_from_args(RegressionConfig, make_parser().parse_args(list(argv)))
+
+
+def test_flag_names_follow_fields_and_explicit_flags():
+    names = {f.name: flag_name(f) for f in dataclasses.fields(RegressionConfig)}
+    assert names == EXPECTED_FLAGS
+
+
+def test_parser_has_one_flag_per_field_with_help_and_default():
+    parser = make_parser()
+    actions = {a.dest: a for a in parser._actions if a.dest in EXPECTED_FLAGS}
+    assert set(actions) == set(EXPECTED_FLAGS)
+    for dest, action in actions.items():
+        assert action.option_strings == [EXPECTED_FLAGS[dest]]
+        field = {f.name: f for f in dataclasses.fields(RegressionConfig)}[dest]
+        # The help text is the field's "why", plus the default when there is one.
+        assert action.help.startswith(field.metadata["help"])
+    assert "(default: 16,64)" in actions["units"].help
+    assert "(default: selu,sigmoid)" in actions["activations"].help
+    assert actions["train"].help == {f.name: f for f in dataclasses.fields(RegressionConfig)}[
+        "train"].metadata["help"]  # a None default is not shown as "(default: None)"
+
+
+def test_no_flags_gives_the_defaults():
+    assert parse() == RegressionConfig()
+    defaults = RegressionConfig()
+    assert defaults.units == (16, 64)
+    assert defaults.activations == ("selu", "sigmoid")
+    assert defaults.batch_size == 50 and defaults.learning_rate == 4e-4
+
+
+def test_flags_override_only_named_fields():
+    config = parse("--units", "8, 32,4", "--activations", "relu,tanh,gelu", "--lr", "1e-3",
+                   "--batch-size", "10", "--weight-decay", "0", "--seed", "7")
+    assert config.units == (8, 32, 4)
+    assert config.activations == ("relu", "tanh", "gelu")
+    assert config.learning_rate == pytest.approx(1e-3)
+    assert isinstance(config.learning_rate, float)
+    assert config.batch_size == 10 and isinstance(config.batch_size, int)
+    assert config.weight_decay == 0.0
+    assert config.seed == 7
+    # Untouched fields keep their defaults.
+    assert config.epochs == RegressionConfig().epochs
+    assert config.log_every == RegressionConfig().log_every
+    assert config.train is None and config.test is None
+
+
+def test_train_and_test_paths_parse_as_strings():
+    config = parse("--train", "a.csv", "--test", "b.csv")
+    assert (config.train, config.test) == ("a.csv", "b.csv")
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--epochs", "abc"], "expected an integer"),
+        (["--lr", "fast"], "expected a number"),
+        (["--units", "16,x"], "expected an integer"),
+        (["--units", ","], "comma-separated list"),
+    ],
+)
+def test_unparsable_values_are_argparse_errors(argv, fragment):
+    with pytest.raises(AssertionError, match=fragment):
+        make_parser().parse_args(argv)
+
+
+INVALID = [
+    (dict(learning_rate=-1e-3), "--lr"),
+    (dict(learning_rate=0.0), "--lr"),
+    (dict(learning_rate=float("nan")), "--lr"),
+    (dict(batch_size=0), "--batch-size"),
+    (dict(epochs=0), "--epochs"),
+    (dict(epochs=-5), "--epochs"),
+    (dict(weight_decay=-0.1), "--weight-decay"),
+    (dict(log_every=0), "--log-every"),
+    (dict(units=()), "--units"),
+    (dict(units=(16, 0), activations=("selu", "selu")), "--units"),
+    (dict(units=(16, 64, 8)), "--activations"),  # three layers, two activations
+    (dict(activations=("selu",)), "--activations"),
+    (dict(activations=("selu", "swishy")), "--activations"),
+    (dict(train="a.csv"), "--train"),
+    (dict(test="b.csv"), "--test"),
+]
+
+
+@pytest.mark.parametrize("overrides, flag", INVALID, ids=[f"{f}:{o}" for o, f in INVALID])
+def test_invalid_values_raise_input_error_naming_the_flag(overrides, flag):
+    with pytest.raises(InputError) as caught:
+        RegressionConfig(**overrides)
+    message = str(caught.value)
+    assert message.startswith(flag + " got "), message
+    assert "expected" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["--lr", "-0.001"], "--lr"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--epochs", "0"], "--epochs"),
+        (["--units", "16,64,8"], "--activations"),
+        (["--activations", "selu,swishy"], "--activations"),
+        (["--train", "a.csv"], "--train"),
+    ],
+)
+def test_invalid_flag_values_are_rejected_through_the_cli_path(argv, flag):
+    with pytest.raises(InputError, match="^" + flag):
+        parse(*argv)
+
+
+@pytest.mark.parametrize("overrides, flag", [(dict(learning_rate=float("inf")), "--lr"),
+                                             (dict(weight_decay=float("inf")), "--weight-decay")])
+def test_infinite_rates_are_rejected(overrides, flag):
+    with pytest.raises(InputError, match="^" + flag):
+        RegressionConfig(**overrides)
+
+
+def test_error_messages_say_what_was_given_and_expected():
+    with pytest.raises(InputError) as caught:
+        RegressionConfig(activations=("selu", "swishy"))
+    assert "selu,swishy" in str(caught.value)
+    assert "sigmoid" in str(caught.value)  # lists the valid names
+    with pytest.raises(InputError) as caught:
+        RegressionConfig(units=(16, 64, 8))
+    assert "(3)" in str(caught.value)  # how many activations are needed
+
+
+def test_input_error_is_a_value_error():
+    assert issubclass(InputError, ValueError)
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RegressionConfig().epochs = 3
+
+
+def test_to_dict_is_json_ready_and_round_trips():
+    config = RegressionConfig(units=(8, 8), activations=("tanh", "relu"), train="a", test="b")
+    data = to_dict(config)
+    assert data["units"] == [8, 8] and data["activations"] == ["tanh", "relu"]
+    restored = json.loads(json.dumps(data))
+    rebuilt = RegressionConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in restored.items()})
+    assert rebuilt == config
