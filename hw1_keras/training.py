@@ -49,3 +49,18 @@ class ProgressLine(keras.callbacks.Callback):
         width = len(str(self.total_epochs))
         print(f"epoch {done:>{width}}/{self.total_epochs}  {shown}  [{now - self.start:.1f}s]",
               file=self.stream, flush=True)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` to each epoch's logs, so a CSV log keeps the timing.
+
+    Place it before the callbacks that record logs. Summing the column gives a
+    run's training time even across interruptions and resumes.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started

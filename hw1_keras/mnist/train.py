@@ -20,7 +20,7 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.runs import make_run_dir, write_json
-from hw1_keras.training import seed_everything
+from hw1_keras.training import EpochTimer, seed_everything
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -74,6 +74,7 @@ def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callbac
     # backup, so a kill between them repeats an epoch (read_log keeps the later
     # row) instead of losing one.
     return [
+        EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
         best,
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
@@ -127,16 +128,16 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
         rotation=config.rotation, translation=config.translation, shear=config.shear)
     hp = hyperparameters(config)
     model = hypermodel.build(hp)
-    fit_started = time.perf_counter()
     hypermodel.fit(hp, model, data.x_train, data.y_train,
                    validation_data=(data.x_val, data.y_val),
                    callbacks=_callbacks(run_dir, resumed_log),
                    # A live bar on a terminal; one line per epoch in logs and CI.
                    verbose=1 if sys.stdout.isatty() else 2)
-    train_seconds = time.perf_counter() - fit_started
     model.load_weights(run_dir / BEST)  # Model selection on validation, never on test.
 
     log = read_log(run_dir / LOG)
+    # Summed per epoch, so a resumed run counts the epochs before its interruption.
+    train_seconds = float(sum(log["epoch_seconds"])) if "epoch_seconds" in log else None
     results = evaluate(model, data.x_test, data.y_test)
     epochs = [int(e) + 1 for e in log["epoch"]]
     best_epoch = epochs[int(np.argmax(log["val_accuracy"]))]
@@ -172,6 +173,6 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
     write_json(run_dir / "metrics.json", metrics)
     print(f"test accuracy {metrics['test_accuracy']:.4%}  test loss {metrics['test_loss']:.4f}  "
           f"(best validation epoch {best_epoch}/{len(epochs)}, "
-          f"{metrics['parameters']:,} parameters, trained in {train_seconds:.0f}s)")
+          f"{metrics['parameters']:,} parameters, trained in {train_seconds or 0:.0f}s)")
     print(f"results in {run_dir}/")
     return {**metrics, "run_dir": str(run_dir)}
