@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +11,7 @@ import numpy as np
 
 from hw1_keras.errors import InputError
 from hw1_keras.export import input_specs, load_endpoint
+from hw1_keras.regression.data import parse_finite
 
 
 def read_inputs(path: str | Path) -> list[float]:
@@ -34,12 +34,9 @@ def read_inputs(path: str | Path) -> list[float]:
     for number, row in rows[start:]:
         cell = row[column] if column < len(row) else ""
         try:
-            value = float(cell)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise InputError(f"--input {path}: row {number}: {cell!r} is not a finite number")
-        values.append(value)
+            values.append(parse_finite(cell))
+        except ValueError as error:
+            raise InputError(f"--input {path}: row {number}: {error}") from None
     if not values:
         raise InputError(f"--input {path}: no data rows after the header")
     return values
@@ -69,12 +66,9 @@ def predict_command(model_dir: str, inputs: Sequence[str], input_csv: str | None
 
 def _number(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise InputError(f"{text!r} is not a finite number; a regression model takes x values")
-    return value
+        return parse_finite(text)
+    except ValueError as error:
+        raise InputError(f"{error}; a regression model takes x values") from None
 
 
 def _predict_values(serve, xs: list[float]) -> int:

@@ -155,18 +155,27 @@ def _is_header(row: list[str], path: Path) -> bool:
         ) from None
 
 
+def parse_finite(text: str) -> float:
+    """The finite number `text` spells.
+
+    Raises:
+        ValueError: "'TEXT' is not a number" or "... is not a finite number"
+            (NaN, inf), for callers to prefix with where the text came from.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value
+
+
 def _number(cell: str, path: Path, row: int, column: str) -> float:
     try:
-        value = float(cell)
-    except ValueError:
-        raise InputError(
-            f"{path}: row {row}, column {column}: {cell!r} is not a number"
-        ) from None
-    if not math.isfinite(value):
-        raise InputError(
-            f"{path}: row {row}, column {column}: {cell.strip()} is not a finite number"
-        )
-    return value
+        return parse_finite(cell)
+    except ValueError as error:
+        raise InputError(f"{path}: row {row}, column {column}: {error}") from None
 
 
 def load(train_path: str | None, test_path: str | None, data_seed: int) -> tuple[Split, Split]:
