@@ -115,17 +115,33 @@ class MultiStepTrainer(keras.Model):
         # Slots must exist before the first call is traced under XLA.
         self.optimizer.build(self.network.trainable_variables)
 
+    def weighted_data_loss(self, y, prediction, weight):
+        """The mini-batch's data loss: the mean over its real (weight 1) samples.
+
+        Subclasses that train several problems at once override this and
+        `track_data_loss` to keep one loss per problem.
+        """
+        per_sample = self.per_sample_loss(y, prediction)
+        return tf.reduce_sum(per_sample * weight) / tf.reduce_sum(weight)
+
+    def track_data_loss(self, data_loss):
+        """Records a data loss from `weighted_data_loss` in the logged metrics."""
+        self.data_loss_tracker.update_state(data_loss)
+
+    def penalty(self):
+        """The network's regularization penalties (0 when it has none)."""
+        return tf.add_n(self.network.losses) if self.network.losses else 0.0
+
     def _one_step(self, x, y, weight):
         variables = self.network.trainable_variables
         with tf.GradientTape() as tape:
-            prediction = self.network(x, training=True)
-            per_sample = self.per_sample_loss(y, prediction)
-            data_loss = tf.reduce_sum(per_sample * weight) / tf.reduce_sum(weight)
-            penalty = tf.add_n(self.network.losses) if self.network.losses else 0.0
-            loss = data_loss + penalty
+            data_loss = self.weighted_data_loss(y, self.network(x, training=True), weight)
+            # A sum over problems when there are several: each one's gradient is
+            # then that problem's alone.
+            loss = tf.reduce_sum(data_loss) + self.penalty()
         self.optimizer.apply(tape.gradient(loss, variables), variables)
         self.loss_tracker.update_state(loss)
-        self.data_loss_tracker.update_state(data_loss)
+        self.track_data_loss(data_loss)
 
     def train_step(self, data):
         xs, ys, weights = data
@@ -141,7 +157,6 @@ class MultiStepTrainer(keras.Model):
         x, y = data[:2]
         prediction = self.network(x, training=False)
         data_loss = tf.reduce_mean(self.per_sample_loss(y, prediction))
-        penalty = tf.add_n(self.network.losses) if self.network.losses else 0.0
-        self.loss_tracker.update_state(data_loss + penalty, sample_weight=tf.shape(x)[0])
+        self.loss_tracker.update_state(data_loss + self.penalty(), sample_weight=tf.shape(x)[0])
         self.data_loss_tracker.update_state(data_loss, sample_weight=tf.shape(x)[0])
         return {m.name: m.result() for m in self.metrics}

@@ -17,6 +17,9 @@ import tensorflow as tf
 from keras import layers
 
 from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
+from hw1_keras.stacked import (
+    StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation, steps_per_epoch,
+)
 from hw1_keras.regression.config import ACTIVATIONS, RegressionConfig
 
 DEFAULTS = RegressionConfig()
@@ -25,6 +28,10 @@ MAX_DEPTH = 3
 EXTRA_LAYER_UNITS = 16
 EXTRA_LAYER_ACTIVATION = "selu"
 VALIDATION_BATCH = 1024
+# With jit_compile="auto", XLA only from this many optimizer steps on: compiling
+# costs 1-2 s, repaid at about 0.15 ms saved per step (100,000 steps took 4.9 s
+# with XLA and 19.7 s without in BENCHMARKS.md).
+AUTO_JIT_MIN_STEPS = 20_000
 
 
 def hyperparameters(config: RegressionConfig) -> keras_tuner.HyperParameters:
@@ -37,6 +44,7 @@ def hyperparameters(config: RegressionConfig) -> keras_tuner.HyperParameters:
     hp.Fixed("learning_rate", config.learning_rate)
     hp.Fixed("weight_decay", config.weight_decay)
     hp.Fixed("batch_size", config.batch_size)
+    hp.Fixed("epochs", config.epochs)
     return hp
 
 
@@ -96,20 +104,24 @@ def epochs_per_call(epochs: int, log_every: int) -> int:
 class RegressionHyperModel(keras_tuner.HyperModel):
     """`build_model` plus the fast mini-batch training loop.
 
-    `fit` tunes `batch_size`, and trains with `MultiStepTrainer`: one compiled
-    call per `log_every` epochs, so a Keras "epoch" in the returned history
-    spans `log_every` real epochs.
+    `fit` tunes `batch_size` and `epochs` (both `Fixed` at this object's
+    defaults unless the search space declares them), and trains with
+    `MultiStepTrainer`: one compiled call per `log_every` epochs, so a Keras
+    "epoch" in the returned history spans `log_every` real epochs.
+    `fit_folds` trains the k models of a cross-validation side by side.
 
     Args:
-        epochs: Real passes over the training data.
+        epochs: Real passes over the training data, unless `hp` sets `epochs`.
         log_every: Epochs per compiled call, progress line and history entry.
         seed: Seeds the mini-batch order.
         jit_compile: Compile the multi-step loop with XLA (about 3x faster on
-            CPU for this model, see BENCHMARKS.md).
+            CPU for this model, see BENCHMARKS.md); "auto": only for trainings
+            of at least `AUTO_JIT_MIN_STEPS` steps, as a search's short trials
+            would spend more time compiling than training.
     """
 
     def __init__(self, epochs: int = DEFAULTS.epochs, log_every: int = DEFAULTS.log_every,
-                 seed: int = DEFAULTS.seed, jit_compile: bool = True, **kwargs):
+                 seed: int = DEFAULTS.seed, jit_compile: bool | str = True, **kwargs):
         super().__init__(**kwargs)
         self.epochs = epochs
         self.log_every = log_every
@@ -119,18 +131,31 @@ class RegressionHyperModel(keras_tuner.HyperModel):
     def build(self, hp):
         return build_model(hp)
 
+    def schedule(self, hp) -> tuple[int, int]:
+        """`(epochs, batch_size)` of a trial; a search may tune either."""
+        epochs = hp.Fixed("epochs", self.epochs)
+        batch_size = hp.Int("batch_size", 8, 128, sampling="log", default=DEFAULTS.batch_size)
+        return epochs, batch_size
+
+    def use_xla(self, steps: int) -> bool:
+        """Whether a training of `steps` optimizer steps is XLA-compiled."""
+        if self.jit_compile == "auto":
+            return steps >= AUTO_JIT_MIN_STEPS
+        return bool(self.jit_compile)
+
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, verbose=0,
             **kwargs):
         """Trains `model` in place; returns the Keras `History`."""
-        batch_size = hp.Int("batch_size", 8, 128, sampling="log",
-                            default=DEFAULTS.batch_size)
-        block = epochs_per_call(self.epochs, self.log_every)
+        epochs, batch_size = self.schedule(hp)
+        batch_size = min(batch_size, len(x))
+        block = epochs_per_call(epochs, self.log_every)
         trainer = MultiStepTrainer(model)
-        trainer.compile(optimizer=model.optimizer, jit_compile=self.jit_compile)
+        trainer.compile(optimizer=model.optimizer,
+                        jit_compile=self.use_xla(epochs * steps_per_epoch(len(x), batch_size)))
         blocks = epoch_blocks(
             np.asarray(x, np.float32), np.asarray(y, np.float32),
-            batch_size=min(batch_size, len(x)),
-            epochs=self.epochs, epochs_per_call=block, seed=self.seed,
+            batch_size=batch_size,
+            epochs=epochs, epochs_per_call=block, seed=self.seed,
         )
         if isinstance(validation_data, tuple):
             # A cached dataset costs a third of what Keras' per-epoch adapter of
@@ -141,7 +166,7 @@ class RegressionHyperModel(keras_tuner.HyperModel):
             )
         return trainer.fit(
             blocks,
-            epochs=math.ceil(self.epochs / block),
+            epochs=math.ceil(epochs / block),
             steps_per_epoch=1,
             shuffle=False,  # epoch_blocks() already shuffles every epoch.
             validation_data=validation_data,
@@ -149,3 +174,63 @@ class RegressionHyperModel(keras_tuner.HyperModel):
             verbose=verbose,
             **kwargs,
         )
+
+    def fit_folds(self, hp, models, x, y, folds, callbacks=None, verbose=0) -> list[dict]:
+        """Trains the k models of a k-fold cross-validation at once; see `hw1_keras.stacked`.
+
+        Model i trains on `x[folds[i][0]]` and is validated on `x[folds[i][1]]`
+        every `log_every` epochs, with the same mini-batches `fit` would give
+        it, in one XLA-compiled loop for all k: about as fast as training one.
+        When the folds' training sets take different numbers of steps per
+        epoch (the copies would fall out of step, e.g. 99 points in 2 folds of
+        49 and 50 at batch 10), the models train one by one with `fit` instead.
+
+        Args:
+            hp: The trial's hyperparameters.
+            models: k freshly built models of `build(hp)`; trained in place.
+            x: All inputs, shape (N, 1).
+            y: All targets, shape (N, 1).
+            folds: k pairs `(train_indices, validation_indices)`.
+            callbacks: Keras callbacks for the stacked training (they see the
+                stacked logs: `loss`, `mse_<i>`, `val_mse_<i>`).
+            verbose: Keras verbosity.
+
+        Returns:
+            One history per fold, `{"loss", "mse", "val_mse"}` -> values per
+            logged block (`loss` is the sum over folds when trained at once).
+        """
+        x = np.asarray(x, np.float32)
+        y = np.asarray(y, np.float32)
+        epochs, batch_size = self.schedule(hp)
+        train_sizes = [len(train) for train, _ in folds]
+        # `fit` clips the batch to each fold's size; a fold smaller than this
+        # common batch gets the same single full batch here, padded.
+        batch_size = min(batch_size, max(train_sizes))
+        if len({steps_per_epoch(size, batch_size) for size in train_sizes}) != 1:
+            return [
+                self.fit(hp, model, x[train], y[train], validation_data=(x[valid], y[valid]),
+                         callbacks=callbacks, verbose=verbose).history
+                for model, (train, valid) in zip(models, folds)
+            ]
+        block = epochs_per_call(epochs, self.log_every)
+        network = StackedNetwork(models)
+        trainer = StackedTrainer(network)
+        # The models' own optimizer settings, in one optimizer for the stack.
+        optimizer = models[0].optimizer.__class__.from_config(models[0].optimizer.get_config())
+        trainer.compile(optimizer=optimizer, jit_compile=self.use_xla(
+            epochs * steps_per_epoch(train_sizes[0], batch_size)))
+        blocks = stacked_epoch_blocks(
+            [x[train] for train, _ in folds], [y[train] for train, _ in folds],
+            batch_size=batch_size, epochs=epochs, epochs_per_call=block, seed=self.seed,
+        )
+        validation = tf.data.Dataset.from_tensors(stacked_validation(
+            [x[valid] for _, valid in folds], [y[valid] for _, valid in folds])).cache()
+        history = trainer.fit(blocks, epochs=math.ceil(epochs / block), steps_per_epoch=1,
+                              shuffle=False, validation_data=validation,
+                              callbacks=callbacks, verbose=verbose).history
+        network.write_back()
+        return [
+            {"loss": history["loss"], "mse": history[f"mse_{fold}"],
+             "val_mse": history[f"val_mse_{fold}"]}
+            for fold in range(len(folds))
+        ]
