@@ -129,6 +129,14 @@ def plot_losses(history, epochs_per_call: int, total_epochs: int, path) -> Path:
     )
 
 
+def load_data(config: RegressionConfig) -> tuple:
+    """The run's data: `(train, test, gaps, embedded)`; raises `InputError` on bad files."""
+    embedded = config.train is None
+    train, test = regression_data.load(config.train, config.test, config.data_seed)
+    gaps = list(regression_data.GAPS) if embedded else find_gaps(train.x)
+    return train, test, gaps, embedded
+
+
 def run(config: RegressionConfig, out: str | None = None) -> dict:
     """Trains, evaluates, plots and exports one regression run.
 
@@ -143,11 +151,31 @@ def run(config: RegressionConfig, out: str | None = None) -> dict:
         The metrics written to `metrics.json`, with `run_dir` added.
     """
     started = time.perf_counter()
-    embedded = config.train is None
-    train, test = regression_data.load(config.train, config.test, config.data_seed)
-    gaps = list(regression_data.GAPS) if embedded else find_gaps(train.x)
+    train, test, gaps, embedded = load_data(config)
     run_dir = make_run_dir(out, "regression")
     print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
+    return train_and_export(config, run_dir, (train, test, gaps, embedded), started=started)
+
+
+def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
+                     started: float, extra: dict | None = None) -> dict:
+    """Trains `config` on all the training data, then writes the run folder's files.
+
+    The one path to a finished run, for a plain run and for the winner of a
+    search alike: metrics, data, plots and the SavedModel.
+
+    Args:
+        config: The configuration to train.
+        run_dir: The run folder (created).
+        data: `load_data(config)`'s `(train, test, gaps, embedded)`.
+        started: `time.perf_counter()` at the start of the run, for
+            `total_seconds`.
+        extra: More entries for `metrics.json` (e.g. a search's summary).
+
+    Returns:
+        The metrics written to `metrics.json`, with `run_dir` added.
+    """
+    train, test, gaps, embedded = data
     model, history, seconds = train_model(config, train, test)
     if not np.isfinite(history.history["loss"][-1]):
         raise InputError(
@@ -168,6 +196,7 @@ def run(config: RegressionConfig, out: str | None = None) -> dict:
         "seed": config.seed,
         "data": "embedded" if embedded else {"train": config.train, "test": config.test},
         "config": to_dict(config),
+        **(extra or {}),
     }
 
     block = epochs_per_call(config.epochs, config.log_every)
