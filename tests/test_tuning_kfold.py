@@ -1,0 +1,250 @@
+"""The k-fold tuner (`tuning.kfold`) on a problem with known answers.
+
+`ScoreByFold` trains nothing: fold i's `val_mse` history is `[s + 1, s, s + 2]`
+with `s = mean(y of the fold's validation set) + offset`, so every objective
+can be computed by hand from the split.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from hw1_keras.errors import InputError
+from tuning.kfold import (
+    KFoldGridSearch, KFoldRandomSearch, grid_size, kfold_indices,
+)
+
+X = np.arange(10, dtype=np.float32).reshape(-1, 1)
+Y = X**2  # Folds of unequal size (4, 3, 3) make the mean of fold means differ from the mean.
+FOLDS = 3
+SEED = 7
+OFFSETS = [0.0, 1.0, 2.0]
+
+
+class ScoreByFold(keras_tuner.HyperModel):
+    """Records every fold it is asked to fit; `crash_at`/`nan_at` offsets misbehave."""
+
+    def __init__(self, crash_at=None, nan_at=None):
+        super().__init__()
+        self.calls = []
+        self.crash_at = crash_at
+        self.nan_at = nan_at
+
+    def build(self, hp):
+        return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    def fit(self, hp, model, x, y, validation_data=None, **kwargs):
+        offset = hp.get("offset")
+        if offset == self.crash_at:
+            raise KeyboardInterrupt  # Like a kill: not an Exception KerasTuner catches.
+        x_val, y_val = validation_data
+        self.calls.append((offset, tuple(x[:, 0]), tuple(x_val[:, 0])))
+        score = math.nan if offset == self.nan_at else float(y_val.mean()) + offset
+        return {"val_mse": [score + 1, score, score + 2]}
+
+
+def grid_space():
+    hp = keras_tuner.HyperParameters()
+    hp.Choice("offset", OFFSETS)
+    return hp
+
+
+def make_tuner(cls, tmp_path, hypermodel=None, *, direction="min", project="p", **kwargs):
+    kwargs.setdefault("hyperparameters", grid_space())
+    return cls(hypermodel or ScoreByFold(), objective=keras_tuner.Objective("val_mse", direction),
+               folds=FOLDS, fold_seed=SEED, directory=str(tmp_path), project_name=project,
+               stream=io.StringIO(), **kwargs)
+
+
+def expected(offset, direction="min"):
+    """The hand-computed objective: the mean over folds of each fold's best."""
+    bests = []
+    for _, valid in kfold_indices(len(X), FOLDS, SEED):
+        score = float(Y[valid].mean()) + offset
+        bests.append(score if direction == "min" else score + 2)
+    return float(np.mean(bests)), bests
+
+
+def completed(tuner):
+    return [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+
+
+# --- the split ---------------------------------------------------------------
+
+
+def test_kfold_indices_partition_the_samples_the_same_way_every_time():
+    folds = kfold_indices(10, 3, seed=1)
+    assert [len(valid) for _, valid in folds] == [4, 3, 3]
+    validated = np.concatenate([valid for _, valid in folds])
+    assert sorted(validated.tolist()) == list(range(10))  # Each sample validated once.
+    for train, valid in folds:
+        assert set(train) | set(valid) == set(range(10)) and not set(train) & set(valid)
+    again = kfold_indices(10, 3, seed=1)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+    other = kfold_indices(10, 3, seed=2)
+    assert any(set(a[1]) != set(b[1]) for a, b in zip(folds, other))
+
+
+@pytest.mark.parametrize("folds, count, fragment", [
+    (1, 10, ">= 2"), (0, 10, ">= 2"), (11, 10, "more folds than the 10 samples"),
+])
+def test_kfold_indices_reject_impossible_splits(folds, count, fragment):
+    with pytest.raises(InputError, match=fragment):
+        kfold_indices(count, folds, seed=0)
+
+
+# --- scoring -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("direction", ["min", "max"])
+def test_grid_search_scores_each_trial_by_the_mean_of_fold_bests(tmp_path, direction):
+    tuner = make_tuner(KFoldGridSearch, tmp_path, direction=direction)
+    tuner.search(X, Y)
+    trials = completed(tuner)
+    assert sorted(t.hyperparameters.get("offset") for t in trials) == OFFSETS
+    for trial in trials:
+        mean, bests = expected(trial.hyperparameters.get("offset"), direction)
+        assert trial.score == pytest.approx(mean)
+        metrics = trial.metrics
+        for fold, best in enumerate(bests):
+            assert metrics.get_last_value(f"val_mse_fold_{fold}") == pytest.approx(best)
+        assert metrics.get_last_value("val_mse_std") == pytest.approx(np.std(bests))
+        assert metrics.get_last_value("seconds") >= 0
+    best = tuner.get_best_hyperparameters()[0].get("offset")
+    assert best == (OFFSETS[0] if direction == "min" else OFFSETS[-1])
+
+
+def test_random_search_runs_max_trials_on_identical_folds(tmp_path):
+    space = keras_tuner.HyperParameters()
+    space.Float("offset", 0.0, 1.0)
+    hypermodel = ScoreByFold()
+    tuner = make_tuner(KFoldRandomSearch, tmp_path, hypermodel, hyperparameters=space,
+                       max_trials=4, seed=3)
+    tuner.search(X, Y)
+    trials = completed(tuner)
+    assert len(trials) == 4 and len(hypermodel.calls) == 4 * FOLDS
+    for trial in trials:
+        assert trial.score == pytest.approx(expected(trial.hyperparameters.get("offset"))[0])
+    # Every trial saw the same k (train, validation) splits, in the same order.
+    splits = [tuple(call[1:] for call in hypermodel.calls[i:i + FOLDS])
+              for i in range(0, len(hypermodel.calls), FOLDS)]
+    assert len(set(splits)) == 1
+    assert [set(valid) for _, valid in splits[0]] == [
+        set(X[valid, 0]) for _, valid in kfold_indices(len(X), FOLDS, SEED)]
+
+
+def test_grid_exhaustion_ends_the_search_before_max_trials(tmp_path):
+    hypermodel = ScoreByFold()
+    tuner = make_tuner(KFoldGridSearch, tmp_path, hypermodel, max_trials=10)
+    tuner.search(X, Y)
+    assert len(tuner.oracle.trials) == len(OFFSETS) == grid_size(grid_space())
+    assert len(hypermodel.calls) == len(OFFSETS) * FOLDS
+
+
+def test_one_line_per_finished_trial(tmp_path):
+    tuner = make_tuner(KFoldGridSearch, tmp_path)
+    tuner.search(X, Y)
+    lines = tuner.stream.getvalue().splitlines()
+    assert len(lines) == len(OFFSETS)
+    first = expected(0.0)[0]
+    assert lines[0].startswith("trial 0") and "offset=0" in lines[0]
+    assert f"val_mse {first:.4g} ±" in lines[0] and "(folds " in lines[0]
+    assert f"best {first:.4g}" in lines[-1]  # Offset 0 stays the best.
+
+
+def test_fit_folds_is_used_when_the_hypermodel_offers_it(tmp_path):
+    class AllFoldsAtOnce(ScoreByFold):
+        def fit_folds(self, hp, models, x, y, folds, **kwargs):
+            assert len(models) == FOLDS and all(isinstance(m, keras.Model) for m in models)
+            return [self.fit(hp, model, x[train], y[train], validation_data=(x[valid], y[valid]))
+                    for model, (train, valid) in zip(models, folds)]
+
+        def fit(self, hp, model, x, y, validation_data=None, **kwargs):
+            self.via_fit_folds = True
+            return super().fit(hp, model, x, y, validation_data, **kwargs)
+
+    hypermodel = AllFoldsAtOnce()
+    tuner = make_tuner(KFoldGridSearch, tmp_path, hypermodel)
+    tuner.search(X, Y)
+    assert hypermodel.via_fit_folds
+    assert [t.score for t in completed(tuner)] == pytest.approx(
+        [expected(o)[0] for o in OFFSETS])
+
+
+# --- failures, resume, errors -----------------------------------------------
+
+
+def test_a_diverged_fold_fails_the_trial_and_the_search_goes_on(tmp_path):
+    tuner = make_tuner(KFoldGridSearch, tmp_path, ScoreByFold(nan_at=1.0))
+    tuner.search(X, Y)
+    status = {t.hyperparameters.get("offset"): t.status for t in tuner.oracle.trials.values()}
+    assert status == {0.0: "COMPLETED", 1.0: "FAILED", 2.0: "COMPLETED"}
+    assert "failed: " in tuner.stream.getvalue().splitlines()[1]
+
+
+def test_resume_after_a_crash_does_not_redo_finished_trials(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        make_tuner(KFoldGridSearch, tmp_path, ScoreByFold(crash_at=2.0)).search(X, Y)
+    again = ScoreByFold()
+    tuner = make_tuner(KFoldGridSearch, tmp_path, again)  # Same folder: overwrite=False.
+    tuner.search(X, Y)
+    assert {call[0] for call in again.calls} == {2.0}  # Only the interrupted trial ran.
+    assert len(again.calls) == FOLDS
+    assert sorted(t.hyperparameters.get("offset") for t in completed(tuner)) == OFFSETS
+    assert tuner.oracle.get_best_trials(1)[0].score == pytest.approx(expected(0.0)[0])
+
+
+def test_too_few_folds_is_refused(tmp_path):
+    with pytest.raises(InputError, match=">= 2"):
+        KFoldGridSearch(ScoreByFold(), objective="val_mse", folds=1,
+                        directory=str(tmp_path), project_name="p")
+
+
+@pytest.mark.parametrize("search_kwargs, fragment", [
+    ({"validation_data": (X, Y)}, "validates on each fold"),
+])
+def test_validation_data_is_refused(tmp_path, search_kwargs, fragment):
+    with pytest.raises(InputError, match=fragment):
+        make_tuner(KFoldGridSearch, tmp_path).search(X, Y, **search_kwargs)
+
+
+def test_more_folds_than_samples_is_refused_before_any_trial(tmp_path):
+    hypermodel = ScoreByFold()
+    with pytest.raises(InputError, match="more folds than the 2 samples"):
+        make_tuner(KFoldGridSearch, tmp_path, hypermodel).search(X[:2], Y[:2])
+    assert hypermodel.calls == []
+
+
+def test_a_search_of_no_trials_is_refused(tmp_path):
+    # KerasTuner itself reads max_trials=0 as "no limit".
+    with pytest.raises(InputError, match="max_trials=0"):
+        make_tuner(KFoldRandomSearch, tmp_path, max_trials=0).search(X, Y)
+
+
+def test_an_empty_grid_is_refused():
+    from tuning.regression import grid_space as regression_grid
+
+    center = {"depth": 1, "units_1": 4, "activation_1": "relu"}
+    with pytest.raises(InputError, match="no values for weight_decay"):
+        regression_grid(center, {"learning_rate": [1e-3], "weight_decay": []}, epochs=2)
+    with pytest.raises(ValueError):  # KerasTuner's own check, for a hand-made space.
+        keras_tuner.HyperParameters().Choice("offset", [])
+
+
+def test_an_objective_is_required(tmp_path):
+    with pytest.raises(InputError, match="one named objective"):
+        KFoldGridSearch(ScoreByFold(), folds=2, directory=str(tmp_path), project_name="p",
+                        hyperparameters=grid_space())
+
+
+def test_an_objective_the_fit_does_not_log_is_a_clear_error(tmp_path):
+    tuner = make_tuner(KFoldGridSearch, tmp_path)
+    tuner.oracle.objective = keras_tuner.Objective("val_accuracy", "max")
+    with pytest.raises(ValueError, match="no 'val_accuracy'"):
+        tuner.search(X, Y)
