@@ -1,4 +1,4 @@
-"""The command line: `python run.py {regression,predict,bench} ...`.
+"""The command line: `python run.py {regression,mnist,predict,bench} ...`.
 
 Every task subcommand is built the same way: its configuration dataclass
 contributes one flag per field (see `hw1_keras.config`), plus the shared
@@ -18,6 +18,7 @@ from hw1_keras.config import add_config_arguments, config_from_args
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression.config import RegressionConfig
+from tuning.settings import DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the embedded data or your CSVs; write metrics, plots and a SavedModel.",
     )
     _add_out(regression)
+    _add_tune_arguments(regression)
     add_config_arguments(regression, RegressionConfig)
 
     mnist = commands.add_parser(
@@ -97,6 +99,61 @@ def _add_out(parser: argparse.ArgumentParser) -> None:
                         help="run folder (default: runs/<task>-<date>-<time>)")
 
 
+def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "tuning (--tune)",
+        "A random search (architecture, rates, batch size; 3-fold CV at a fifth of --epochs), "
+        "then a grid of lr x weight decay x batch size around its winner with k-fold CV at "
+        "--epochs, then the winner trained on all the data and exported as usual. Rerun the "
+        "same command to resume an interrupted search.")
+    group.add_argument("--tune", action="store_true",
+                       help="search the hyperparameters before training (see above)")
+    group.add_argument("--trials", type=_nonnegative_int, default=None,
+                       help=f"random-search trials; 0 skips it and centres the grid on the "
+                            f"configured model (default: {DEFAULT_TRIALS})")
+    group.add_argument("--folds", type=_folds, default=None,
+                       help=f"k of the grid's k-fold cross-validation (default: "
+                            f"{DEFAULT_FOLDS}, as the homework)")
+    group.add_argument("--homework-grid", action="store_true", default=None,
+                       help="grid the homework's values instead: lr 4e-4,5e-4,6e-4 x weight "
+                            "decay 1.3e-3,1.5e-3,1.7e-3 x batch 50,100")
+    group.add_argument("--fresh", action="store_true", default=None,
+                       help="delete an earlier search in --out and start over (default: resume)")
+
+
+def _tune_settings(args: argparse.Namespace) -> TuneSettings | None:
+    """The --tune options, or None for a plain run; one-line errors for misuse."""
+    given = {name: getattr(args, name) for name in ("trials", "folds", "homework_grid", "fresh")
+             if getattr(args, name) is not None}
+    if not args.tune:
+        if given:
+            flag = "--" + next(iter(given)).replace("_", "-")
+            raise InputError(f"{flag} applies to a search; add --tune")
+        return None
+    return TuneSettings(**given)
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    return value
+
+
+def _folds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: k-fold cross-validation needs a whole number of folds >= 2")
+    return value
+
+
 def _parts(text: str) -> list[str]:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [part for part in parts if part not in PARTS]
@@ -142,7 +199,13 @@ def _import_tensorflow_quietly() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
+        settings = _tune_settings(args)
         _import_tensorflow_quietly()
+        if settings is not None:
+            from tuning.regression import tune
+
+            tune(config, settings, args.out)
+            return 0
         from hw1_keras.regression.train import run
 
         run(config, args.out)

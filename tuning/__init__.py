@@ -1,7 +1,11 @@
 """KerasTuner searches for both tasks.
 
-The tasks' `build_model(hp)` functions already take a
-`keras_tuner.HyperParameters`, and `hw1_keras.regression.model.RegressionHyperModel`
-is a ready `keras_tuner.HyperModel`; the k-fold tuner and the `--tune` searches
-(issue #4) build on those.
+* `tuning.kfold`: k-fold cross-validation for any KerasTuner Keras tuner, as a
+  mixin (`KFoldRandomSearch`, `KFoldGridSearch`); it needs nothing of this
+  project but `hw1_keras.errors.InputError` (a ValueError).
+* `tuning.regression`: `python run.py regression --tune`, a random screen then
+  a k-fold grid, the winner trained and exported like a plain run.
+* `tuning.distributed`: KerasTuner's chief/worker mode for searches in stages.
+* `tuning.report`: `tuning.json` and `tuning.png`.
+* `tuning.settings`: the `--tune` options, importable without TensorFlow.
 """

@@ -248,7 +248,7 @@ class CrossValidated:
         total = self.oracle.max_trials
         number = f"trial {trial.trial_id}" + (f"/{total}" if total else "")
         values = (self.describe(trial.hyperparameters.values) if self.describe
-                  else _describe(trial.hyperparameters))
+                  else _describe(trial.hyperparameters.values, self.oracle.get_space()))
         result = self._results.pop(trial.trial_id, None)
         if result is None:
             message = (trial.message or "").strip().splitlines()
@@ -265,13 +265,13 @@ class CrossValidated:
         return f"{number}  {values}  {outcome}  {best}  [{elapsed:.0f}s]"
 
 
-def _describe(hp: keras_tuner.HyperParameters) -> str:
-    """The trial's tuned values (Fixed ones omitted), compactly."""
+def _describe(values: dict, space: keras_tuner.HyperParameters) -> str:
+    """A trial's values of the searched hyperparameters (not the `Fixed` ones), compactly."""
     shown = []
-    for p in hp.space:
-        if isinstance(p, Fixed) or p.name not in hp.values:
+    for p in space.space:
+        if isinstance(p, Fixed) or p.name not in values:
             continue
-        value = hp.values[p.name]
+        value = values[p.name]
         shown.append(f"{p.name}={value:.3g}" if isinstance(value, float) else f"{p.name}={value}")
     return " ".join(shown) or "fixed configuration"
 

@@ -1,0 +1,101 @@
+"""`python run.py regression --tune` on a tiny budget: files, resume, flags and errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hw1_keras.cli import main
+from test_cli import assert_single_line, assert_user_error
+
+# 2 screening trials x 2 folds at 1 epoch, then a grid of 2 (batch sizes) x 2 folds
+# at 4 epochs (with the grid factors narrowed to 1 by `small_grid`).
+def tiny(trials=2):
+    return ["--tune", "--trials", str(trials), "--folds", "2", "--epochs", "4", "--log-every", "2"]
+
+
+@pytest.fixture
+def small_grid(monkeypatch):
+    import tuning.regression
+
+    monkeypatch.setattr(tuning.regression, "GRID_FACTORS", (1.0,))
+
+
+def trial_lines(text):
+    return [line for line in text.splitlines() if line.startswith("trial ")]
+
+
+def test_tune_end_to_end_then_resume(tmp_path, capsys, small_grid):
+    out = tmp_path / "run"
+    assert main(["regression", *tiny(), "--out", str(out)]) == 0
+    first = capsys.readouterr().out
+    assert len(trial_lines(first)) == 2 + 2
+
+    summary = json.loads((out / "tuning.json").read_text())
+    screen, grid = summary["stages"]
+    assert (screen["name"], len(screen["trials"]), screen["folds"], screen["epochs"]) == \
+        ("screen", 2, 2, 1)
+    assert (grid["name"], len(grid["trials"]), grid["folds"], grid["epochs"]) == \
+        ("grid", 2, 2, 4)
+    for trial in screen["trials"] + grid["trials"]:
+        assert trial["status"] == "COMPLETED"
+        assert len(trial["fold_scores"]) == 2 and trial["seconds"] > 0
+        assert trial["mean"] == pytest.approx(sum(trial["fold_scores"]) / 2)
+    assert summary["winner"] == min(grid["trials"], key=lambda t: t["mean"])
+    # The grid keeps the screen's best architecture and visits two batch sizes.
+    best_screen = min(screen["trials"], key=lambda t: t["mean"])["hyperparameters"]
+    winner = summary["winner"]["hyperparameters"]
+    assert winner["depth"] == best_screen["depth"]
+    assert winner["units_1"] == best_screen["units_1"]
+    assert sorted(t["hyperparameters"]["batch_size"] for t in grid["trials"]) == \
+        sorted({best_screen["batch_size"], 2 * best_screen["batch_size"]})
+
+    # Exported like a plain run, with the winner's configuration.
+    for name in ("metrics.json", "config.json", "fit.png", "loss.png", "weights.png",
+                 "tuning.png", "saved_model/saved_model.pb"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["batch_size"] == winner["batch_size"]
+    assert metrics["config"]["learning_rate"] == winner["learning_rate"]
+    assert metrics["config"]["epochs"] == 4
+    assert metrics["tuning"]["winner_cv_val_mse"] == pytest.approx(summary["winner"]["mean"])
+
+    # The same command again resumes: every trial is finished, none runs again.
+    assert main(["regression", *tiny(), "--out", str(out)]) == 0
+    second = capsys.readouterr().out
+    assert trial_lines(second) == []
+    assert json.loads((out / "tuning.json").read_text())["winner"] == summary["winner"]
+
+    # Other settings in the same folder: refused, untouched, until --fresh.
+    assert main(["regression", *tiny(trials=1), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "--fresh" in error and "search" in error and len(error.splitlines()) == 1
+    assert json.loads((out / "tuning.json").read_text())["winner"] == summary["winner"]
+
+
+def test_more_folds_than_training_points(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["regression", "--tune", "--folds", "101", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "more folds than the 100 samples" in error and len(error.splitlines()) == 1
+    assert not out.exists()  # Validated before the run folder is made.
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--trials", "3"], ["--trials applies to a search; add --tune"]),
+    (["--fresh"], ["--fresh applies to a search"]),
+    (["--tune", "--folds", "1"], ["--folds", "'1'", ">= 2"]),
+    (["--tune", "--trials", "-1"], ["--trials", "'-1'", ">= 0"]),
+    (["--tune", "--folds", "five"], ["--folds", "'five'"]),
+])
+def test_bad_tune_flags_are_one_line_errors(cli, argv, fragments):
+    result = cli("regression", *argv)
+    assert_user_error(result, *fragments)
+    assert_single_line(result)
+
+
+def test_help_lists_the_tune_flags(cli):
+    result = cli("regression", "--help")
+    for flag in ("--tune", "--trials", "--folds", "--homework-grid", "--fresh"):
+        assert flag in result.stdout

@@ -1,0 +1,305 @@
+"""`python run.py regression --tune`: the homework's tuning as two KerasTuner searches.
+
+1. Screen: a random search over the architecture (depth, widths, activations;
+   standing in for the homework's hand shrinking of a 3x128 network), learning
+   rate, weight decay and batch size, each trial scored by a cheap k-fold
+   cross-validation (3 folds, a fifth of the epochs).
+2. Refine: a grid over learning rate x weight decay x batch size around the
+   screen's winner (or the homework's own grid), each point scored by 5-fold
+   cross-validation at the full budget, as the homework did.
+3. The grid's winner is trained on the whole training set and exported exactly
+   like a plain run (`hw1_keras.regression.train.train_and_export`).
+
+Everything lives in the run folder: the KerasTuner projects under `tuning/`
+(rerunning the same command resumes them; finished trials are not redone),
+`tuning.json` and `tuning.png`. Under KerasTuner's chief/worker environment
+variables the same command runs as the chief (serves the trials, then trains
+and exports the winner) or as a worker (runs trials); see `tuning.distributed`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import keras_tuner
+
+from hw1_keras.config import to_dict
+from hw1_keras.errors import InputError
+from hw1_keras.regression.config import RegressionConfig
+from hw1_keras.regression.model import MAX_DEPTH, RegressionHyperModel
+from hw1_keras.regression.train import load_data, train_and_export
+from hw1_keras.runs import make_run_dir, read_json, write_json
+from tuning import distributed, report
+from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, grid_size
+from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
+
+OBJECTIVE = keras_tuner.Objective("val_mse", direction="min")
+# The screen's search space. Widths and batch sizes as powers of two (and the
+# homework's 50) keep the winners readable; "linear" is left out as useless
+# for a hidden layer.
+SCREEN_UNITS = (4, 8, 16, 32, 64, 128)
+SCREEN_ACTIVATIONS = ("selu", "sigmoid", "tanh", "relu", "elu", "gelu")
+SCREEN_BATCH_SIZES = (25, 50, 100)
+SCREEN_RATE_RANGE = (1e-4, 1e-2)
+SCREEN_DECAY_RANGE = (1e-4, 1e-2)
+# The grid around a winner: rates and decays this many times smaller/larger.
+GRID_FACTORS = (2 / 3, 1.0, 3 / 2)
+HOMEWORK_GRID = {
+    "learning_rate": [4e-4, 5e-4, 6e-4],
+    "weight_decay": [1.3e-3, 1.5e-3, 1.7e-3],
+    "batch_size": [50, 100],
+}
+TUNING_DIR = "tuning"
+
+
+def screen_space(epochs: int) -> keras_tuner.HyperParameters:
+    """Stage 1's space: everything `build_model` and `fit` read, `epochs` fixed."""
+    hp = keras_tuner.HyperParameters()
+    hp.Int("depth", 1, MAX_DEPTH)
+    for index in range(1, MAX_DEPTH + 1):
+        hp.Choice(f"units_{index}", list(SCREEN_UNITS))
+        hp.Choice(f"activation_{index}", list(SCREEN_ACTIVATIONS))
+    hp.Float("learning_rate", *SCREEN_RATE_RANGE, sampling="log")
+    hp.Float("weight_decay", *SCREEN_DECAY_RANGE, sampling="log")
+    hp.Choice("batch_size", list(SCREEN_BATCH_SIZES))
+    hp.Fixed("epochs", epochs)
+    return hp
+
+
+def architecture(values: dict) -> dict:
+    """The architecture hyperparameters of a trial's values (active layers only)."""
+    depth = values["depth"]
+    names = ["depth"] + [f"{kind}_{index}" for index in range(1, depth + 1)
+                         for kind in ("units", "activation")]
+    return {name: values[name] for name in names}
+
+
+def config_values(config: RegressionConfig) -> dict:
+    """A configuration as the hyperparameter values of a trial."""
+    values = {"depth": len(config.units), "learning_rate": config.learning_rate,
+              "weight_decay": config.weight_decay, "batch_size": config.batch_size}
+    for index, (units, activation) in enumerate(zip(config.units, config.activations), 1):
+        values[f"units_{index}"] = units
+        values[f"activation_{index}"] = activation
+    return values
+
+
+def config_from_values(config: RegressionConfig, values: dict) -> RegressionConfig:
+    """`config` with a trial's architecture, rates and batch size."""
+    depth = values["depth"]
+    return dataclasses.replace(
+        config,
+        units=tuple(values[f"units_{index}"] for index in range(1, depth + 1)),
+        activations=tuple(values[f"activation_{index}"] for index in range(1, depth + 1)),
+        learning_rate=float(values["learning_rate"]),
+        weight_decay=float(values["weight_decay"]),
+        batch_size=int(values["batch_size"]),
+    )
+
+
+def grid_values(center: dict, homework: bool) -> dict[str, list]:
+    """Stage 2's grid: the homework's, or rates, decays and batch around `center`."""
+    if homework:
+        return {name: list(values) for name, values in HOMEWORK_GRID.items()}
+
+    def around(value):
+        return sorted({float(f"{value * factor:.3g}") for factor in GRID_FACTORS})
+
+    batch = int(center["batch_size"])
+    return {
+        "learning_rate": around(center["learning_rate"]),
+        "weight_decay": around(center["weight_decay"]),
+        # The winner's batch and the next larger one (a smaller one for 1).
+        "batch_size": sorted({batch, 2 * batch}),
+    }
+
+
+def grid_space(center: dict, grid: dict[str, list], epochs: int) -> keras_tuner.HyperParameters:
+    """Stage 2's space: `center`'s architecture fixed, `grid`'s values to visit.
+
+    Raises:
+        InputError: a hyperparameter of the grid has no values.
+    """
+    hp = keras_tuner.HyperParameters()
+    for name, values in architecture(center).items():
+        hp.Fixed(name, values)
+    for name, values in grid.items():
+        if not values:
+            raise InputError(f"the grid has no values for {name}; give at least one")
+        hp.Choice(name, list(values))
+    hp.Fixed("epochs", epochs)
+    return hp
+
+
+def architecture_label(values: dict) -> str:
+    """A configuration's hidden layers, e.g. "units 16,64 selu,sigmoid"."""
+    depth = values["depth"]
+    units = ",".join(str(values[f"units_{i}"]) for i in range(1, depth + 1))
+    activations = ",".join(values[f"activation_{i}"] for i in range(1, depth + 1))
+    return f"units {units} {activations}"
+
+
+def grid_label(values: dict) -> str:
+    """A configuration's rates and batch size."""
+    return (f"lr {values['learning_rate']:.3g}  wd {values['weight_decay']:.3g}  "
+            f"batch {values['batch_size']}")
+
+
+def describe(values: dict) -> str:
+    """A configuration in one short line."""
+    return f"{architecture_label(values)}  {grid_label(values)}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One search of the two."""
+
+    name: str
+    tuner_class: type
+    space: keras_tuner.HyperParameters
+    folds: int
+    epochs: int
+    max_trials: int
+
+
+def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
+            port: int | None):
+    """Runs (or resumes, or serves, or works on) one stage; returns its tuner."""
+    print(f"stage {index + 1} ({stage.name}): {stage.max_trials} configurations x "
+          f"{stage.folds}-fold CV, {stage.epochs} epochs each", flush=True)
+    with distributed.stage_port(index, port):
+        tuner = stage.tuner_class(
+            RegressionHyperModel(epochs=stage.epochs, log_every=config.log_every,
+                                 seed=config.seed, jit_compile="auto"),
+            objective=OBJECTIVE,
+            max_trials=stage.max_trials,
+            seed=config.seed + 1,  # KerasTuner's oracles treat seed 0 as "none".
+            hyperparameters=stage.space,
+            tune_new_entries=False,
+            # A diverged trial is a result (that corner is bad), not a reason to stop.
+            max_consecutive_failed_trials=stage.max_trials + 1,
+            folds=stage.folds,
+            fold_seed=config.seed,
+            describe=describe,
+            directory=str(project_root),
+            project_name=stage.name,
+            overwrite=False,
+        )
+        tuner.search(train.x, train.y)
+    return tuner
+
+
+def _check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> None:
+    """Refuses to resume a search made with other settings (they would mix)."""
+    saved = tuning_dir / "search.json"
+    if fresh or not saved.is_file():
+        return
+    before = read_json(saved)
+    if before != identity:
+        changed = sorted(key for key in set(before) | set(identity)
+                         if before.get(key) != identity.get(key))
+        raise InputError(
+            f"{tuning_dir.parent} holds a search with other settings ({', '.join(changed)} "
+            "differ); rerun with the same flags to resume it, add --fresh to start over, "
+            "or choose another --out")
+
+
+def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None) -> dict:
+    """Searches, then trains and exports the winner; see the module doc.
+
+    Every input is validated before the run folder is touched.
+
+    Args:
+        config: The base configuration: its epochs are stage 2's (stage 1
+            runs a fifth of them), its seed seeds folds, models and oracles,
+            and its architecture and rates are the grid's centre when
+            `settings.trials` is 0.
+        settings: The search's size and options.
+        out: The run folder (default: a new one under `runs/`).
+
+    Returns:
+        The winner's metrics (as `metrics.json`), with `run_dir` added; on a
+        distributed worker, `{"run_dir": ...}` only.
+    """
+    started = time.perf_counter()
+    data = load_data(config)
+    train = data[0]
+    check_folds(settings.folds, len(train))
+    role = distributed.role()
+    port = distributed.base_port()
+    screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
+    center = config_values(config)
+    identity = {"search": settings.identity(), "config": to_dict(config)}
+    if out is not None:
+        _check_resumable(Path(out) / TUNING_DIR, identity, settings.fresh)
+
+    run_dir = make_run_dir(out, "regression-tune")
+    tuning_dir = run_dir / TUNING_DIR
+    if settings.fresh:
+        shutil.rmtree(tuning_dir, ignore_errors=True)
+    tuning_dir.mkdir(exist_ok=True)
+    write_json(tuning_dir / "search.json", identity)
+    print(f"regression --tune: {len(train)} training points -> {run_dir}"
+          + ("" if role == "single" else f"  ({role}, oracle port {port} + stage)"))
+
+    stages = []
+    if settings.trials:
+        stage = Stage("screen", KFoldRandomSearch, screen_space(screen_epochs),
+                      settings.screen_folds, screen_epochs, settings.trials)
+        tuner = _search(stage, len(stages), config, train, tuning_dir, port)
+        stages.append((stage, tuner))
+        if role != "worker":
+            best = report.best_record(report.trial_records(tuner.oracle, stage.folds))
+            if best is None:
+                raise InputError("every screening trial failed (see the lines above); "
+                                 "check the data and --epochs")
+            center = best["hyperparameters"]
+            print(f"stage 1 best: val_mse {best['mean']:.4g}: {describe(center)}")
+    grid = grid_values(center, settings.homework_grid)
+    space = grid_space(center, grid, config.epochs)
+    stage = Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
+                  grid_size(space))
+    tuner = _search(stage, len(stages), config, train, tuning_dir, port)
+    stages.append((stage, tuner))
+    if role == "worker":
+        print("worker done; the chief trains and exports the winner")
+        return {"run_dir": str(run_dir)}
+
+    summary = _write_report(stages, run_dir, started)
+    winner = config_from_values(config, summary["winner"]["hyperparameters"])
+    print(f"winner: val_mse {summary['winner']['mean']:.4g} ± {summary['winner']['std']:.2g} "
+          f"over {settings.folds} folds: {describe(summary['winner']['hyperparameters'])}; "
+          f"training it on all {len(train)} points", flush=True)
+    return train_and_export(winner, run_dir, data, started=started, extra={"tuning": {
+        "winner_cv_val_mse": summary["winner"]["mean"],
+        "winner_cv_val_mse_std": summary["winner"]["std"],
+        "search_seconds": summary["seconds"],
+        "base_config": to_dict(config),
+    }})
+
+
+def _write_report(stages, run_dir: Path, started: float) -> dict:
+    """Writes `tuning.json` and `tuning.png`; returns the JSON's content."""
+    summary = {"objective": OBJECTIVE.name, "stages": []}
+    for stage, tuner in stages:
+        records = report.trial_records(tuner.oracle, stage.folds)
+        summary["stages"].append({
+            "name": stage.name, "search": stage.tuner_class.__name__, "folds": stage.folds,
+            "epochs": stage.epochs, "trials": records, "best": report.best_record(records),
+        })
+    winner = summary["stages"][-1]["best"]
+    if winner is None:
+        raise InputError("every grid trial failed (see the lines above); nothing to train")
+    summary["winner"] = winner
+    summary["seconds"] = time.perf_counter() - started
+    write_json(run_dir / "tuning.json", summary)
+    grid = summary["stages"][-1]
+    report.plot_scores(
+        grid["trials"], run_dir / "tuning.png", objective=OBJECTIVE.name, label=grid_label,
+        title=f"Grid search, {grid['folds']}-fold CV, "
+              f"{architecture_label(winner['hyperparameters'])}",
+    )
+    return summary

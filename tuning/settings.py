@@ -1,0 +1,56 @@
+"""The `--tune` options of `python run.py regression`, without importing TensorFlow.
+
+The CLI builds these before importing anything heavy, so that a bad value is
+answered at once, in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hw1_keras.errors import InputError
+
+DEFAULT_TRIALS = 20
+DEFAULT_FOLDS = 5
+# Stage 1 screens many configurations coarsely: at most this many folds, and
+# the configured epochs divided by this factor.
+SCREEN_FOLDS = 3
+SCREEN_EPOCH_DIVISOR = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneSettings:
+    """How `regression --tune` searches.
+
+    Attributes:
+        trials: Stage 1's random-search trials; 0 skips stage 1 and centres
+            the grid on the configured model.
+        folds: k of stage 2's k-fold cross-validation (stage 1 uses
+            `min(folds, SCREEN_FOLDS)`).
+        homework_grid: Stage 2 searches the homework's grid (lr 4e-4, 5e-4,
+            6e-4; weight decay 1.3e-3, 1.5e-3, 1.7e-3; batch 50, 100) instead
+            of a grid around stage 1's winner.
+        fresh: Delete an earlier search in the run folder instead of resuming.
+    """
+
+    trials: int = DEFAULT_TRIALS
+    folds: int = DEFAULT_FOLDS
+    homework_grid: bool = False
+    fresh: bool = False
+
+    def __post_init__(self):
+        if self.trials < 0:
+            raise InputError(f"--trials got {self.trials}; expected a whole number >= 0 "
+                             "(0 skips the random search)")
+        if self.folds < 2:
+            raise InputError(f"--folds got {self.folds}; k-fold cross-validation needs "
+                             "at least 2 folds")
+
+    @property
+    def screen_folds(self) -> int:
+        return min(self.folds, SCREEN_FOLDS)
+
+    def identity(self) -> dict:
+        """What makes two searches the same search (resuming must not mix them)."""
+        return {"trials": self.trials, "folds": self.folds,
+                "homework_grid": self.homework_grid}
