@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task's benchmark and print the figures BENCHMARKS.md records, "
                     "then a JSON summary.",
     )
-    bench.add_argument("task", choices=["regression", "mnist"], help="which benchmark")
+    bench.add_argument("task", choices=["regression", "mnist", "tune"],
+                       help="which benchmark (tune: regression --tune, about 15 min)")
     bench.add_argument("--seeds", type=_positive_int, default=None,
-                       help="seeds for accuracy mean and std (default: 3 regression, 2 mnist)")
+                       help="seeds for accuracy mean and std (default: 3 regression and "
+                            "tune, 2 mnist)")
     bench.add_argument("--skip-plain", action="store_true",
                        help="regression: skip the slow plain-fit baseline (about 90 s)")
     bench.add_argument("--data", metavar="NPZ", help="mnist: a local MNIST .npz (required)")
@@ -226,6 +228,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         _import_tensorflow_quietly()
         if args.task == "regression":
             from hw1_keras.bench_regression import main as bench_main
+        elif args.task == "tune":
+            from tuning.bench import main as bench_main
         else:
             from hw1_keras.bench_mnist import main as bench_main
         results = bench_main(args)

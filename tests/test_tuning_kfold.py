@@ -248,3 +248,13 @@ def test_an_objective_the_fit_does_not_log_is_a_clear_error(tmp_path):
     tuner.oracle.objective = keras_tuner.Objective("val_accuracy", "max")
     with pytest.raises(ValueError, match="no 'val_accuracy'"):
         tuner.search(X, Y)
+
+
+def test_oversized_models_fail_without_training(tmp_path):
+    hypermodel = ScoreByFold()
+    tuner = make_tuner(KFoldGridSearch, tmp_path, hypermodel, max_model_size=1,
+                       max_consecutive_failed_trials=len(OFFSETS) + 1)
+    tuner.search(X, Y)  # Dense(1) on one input: 2 parameters.
+    assert {t.status for t in tuner.oracle.trials.values()} == {"FAILED"}
+    assert hypermodel.calls == []
+    assert "Oversized model: 2 parameters" in tuner.stream.getvalue()

@@ -208,11 +208,16 @@ class CrossValidated:
         return metrics
 
     def _build_fold_model(self, hp, fold: int) -> keras.Model:
+        """Fold `fold`'s fresh model, with the checks of KerasTuner's own `_try_build`."""
         keras.utils.set_random_seed(self.fold_seed + fold)
         model = self._build_hypermodel(hp)
         if not isinstance(model, keras.Model):
             raise keras_tuner.errors.FatalTypeError(
                 f"the hypermodel's build() returned {type(model).__name__}, not a Keras Model")
+        size = model.count_params() if model.built else 0
+        if self.max_model_size and size > self.max_model_size:
+            raise keras_tuner.errors.FailedTrialError(
+                f"Oversized model: {size} parameters > max_model_size {self.max_model_size}")
         return model
 
     def _best_value(self, result) -> float:
