@@ -107,7 +107,8 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "A random search (architecture, rates, batch size; 3-fold CV at a fifth of --epochs), "
         "then a grid of lr x weight decay x batch size around its winner with k-fold CV at "
         "--epochs, then the winner trained on all the data and exported as usual. Rerun the "
-        "same command to resume an interrupted search.")
+        "same command to resume an interrupted search (--out defaults to runs/regression-tune "
+        "for that).")
     group.add_argument("--tune", action="store_true",
                        help="search the hyperparameters before training (see above)")
     group.add_argument("--trials", type=_nonnegative_int, default=None,

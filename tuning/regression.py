@@ -20,6 +20,7 @@ and exports the winner) or as a worker (runs trials); see `tuning.distributed`.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import MAX_DEPTH, RegressionHyperModel
 from hw1_keras.regression.train import load_data, train_and_export
-from hw1_keras.runs import make_run_dir, read_json, write_json
+from hw1_keras.runs import RUNS_ROOT, make_run_dir, read_json, write_json
 from tuning import distributed, report
 from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, grid_size
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
@@ -192,6 +193,15 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     return tuner
 
 
+def default_out(role: str) -> Path:
+    """The run folder when none is named: always the same, so a rerun resumes.
+
+    Workers get one each, so that workers on the chief's machine do not share it.
+    """
+    suffix = "" if role != "worker" else "-" + os.environ[distributed.TUNER_ID]
+    return RUNS_ROOT / f"regression-tune{suffix}"
+
+
 def _check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> None:
     """Refuses to resume a search made with other settings (they would mix)."""
     saved = tuning_dir / "search.json"
@@ -218,7 +228,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
             and its architecture and rates are the grid's centre when
             `settings.trials` is 0.
         settings: The search's size and options.
-        out: The run folder (default: a new one under `runs/`).
+        out: The run folder (default: `runs/regression-tune`, the same every
+            time, so that rerunning the command resumes).
 
     Returns:
         The winner's metrics (as `metrics.json`), with `run_dir` added; on a
@@ -233,16 +244,18 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
     center = config_values(config)
     identity = {"search": settings.identity(), "config": to_dict(config)}
-    if out is not None:
-        _check_resumable(Path(out) / TUNING_DIR, identity, settings.fresh)
+    out = Path(out) if out else default_out(role)
+    _check_resumable(out / TUNING_DIR, identity, settings.fresh)
 
-    run_dir = make_run_dir(out, "regression-tune")
+    resuming = not settings.fresh and (out / TUNING_DIR / "search.json").is_file()
+    run_dir = make_run_dir(str(out), "regression-tune")
     tuning_dir = run_dir / TUNING_DIR
     if settings.fresh:
         shutil.rmtree(tuning_dir, ignore_errors=True)
     tuning_dir.mkdir(exist_ok=True)
     write_json(tuning_dir / "search.json", identity)
     print(f"regression --tune: {len(train)} training points -> {run_dir}"
+          + (" (resuming its search; --fresh starts over)" if resuming else "")
           + ("" if role == "single" else f"  ({role}, oracle port {port} + stage)"))
 
     stages = []
