@@ -2,7 +2,9 @@
 
 * `tuning.kfold`: k-fold cross-validation for any KerasTuner Keras tuner, as a
   mixin (`KFoldRandomSearch`, `KFoldGridSearch`); it needs nothing of this
-  project but `hw1_keras.errors.InputError` (a ValueError).
+  project but `hw1_keras.errors.InputError` (a ValueError) and
+  `tuning.progress`.
+* `tuning.progress`: one line per finished trial for any KerasTuner tuner.
 * `tuning.regression`: `python run.py regression --tune`, a random screen then
   a k-fold grid, the winner trained and exported like a plain run.
 * `tuning.distributed`: KerasTuner's chief/worker mode for searches in stages.

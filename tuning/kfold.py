@@ -27,19 +27,16 @@ KerasTuner's distributed mode) are the objective (the mean over folds),
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import sys
 import time
 
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
-from keras_tuner.engine.hyperparameters import Fixed
 
 from hw1_keras.errors import InputError  # A ValueError.
+from tuning.progress import TrialLines
 
 
 def kfold_indices(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -80,28 +77,12 @@ def grid_size(hyperparameters: keras_tuner.HyperParameters) -> int:
     return math.prod(len(list(hp.values)) for hp in hyperparameters.space)
 
 
-@contextlib.contextmanager
-def _quiet_retracing():
-    """Hides TensorFlow's "triggered tf.function retracing" warnings.
-
-    Every fold of every trial is a new model with its own training function,
-    so the retracing the warning is about is the point, not a mistake.
-    """
-    logger = tf.get_logger()
-    level = logger.level
-    logger.setLevel("ERROR")
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _as_history(result) -> dict | float:
     """What `fit` returned, as a dict of per-epoch lists, a dict of floats or a float."""
     return result.history if hasattr(result, "history") else result
 
 
-class CrossValidated:
+class CrossValidated(TrialLines):
     """k-fold cross-validation mixin for a `keras_tuner.Tuner` subclass.
 
     Put it first in the bases, e.g. `class KFoldGridSearch(CrossValidated,
@@ -113,20 +94,16 @@ class CrossValidated:
             fold i's model is built right after `keras.utils.set_random_seed(
             fold_seed + i)`, so trials differ only in their hyperparameters and
             a rerun of a trial repeats it.
-        stream: Where the one line per finished trial goes (default stdout).
-        describe: Formats a trial's hyperparameter values for that line
-            (default: every value that is not `Fixed`).
-        *args, **kwargs: The tuner's own arguments. `objective` must be a
-            single objective that `fit` logs per epoch (e.g. "val_mse").
+        *args, **kwargs: `TrialLines`' (`stream`, `describe`: the one line
+            per finished trial) and the tuner's own arguments. `objective`
+            must be a single objective that `fit` logs per epoch (e.g.
+            "val_mse").
     """
 
-    def __init__(self, *args, folds: int = 5, fold_seed: int = 0, stream=None,
-                 describe=None, **kwargs):
+    def __init__(self, *args, folds: int = 5, fold_seed: int = 0, **kwargs):
         check_folds(folds)
         self.folds = folds
         self.fold_seed = fold_seed
-        self.stream = stream
-        self.describe = describe
         self._results: dict[str, dict] = {}
         super().__init__(*args, **kwargs)
         objective = self.oracle.objective
@@ -165,9 +142,7 @@ class CrossValidated:
             raise InputError(f"max_trials={max_trials}: nothing to search; use >= 1")
         if grid_size(self.oracle.get_space()) < 1:
             raise InputError("the search space is empty: a hyperparameter has no values")
-        self._search_started = time.perf_counter()
-        with _quiet_retracing():
-            return super().search(x, y, *fit_args, verbose=verbose, **fit_kwargs)
+        return super().search(x, y, *fit_args, verbose=verbose, **fit_kwargs)
 
     def run_trial(self, trial, x, y, *fit_args, **fit_kwargs):
         """Cross-validates one configuration; returns the metrics dict (see module doc)."""
@@ -243,42 +218,15 @@ class CrossValidated:
 
     # --- progress ---------------------------------------------------------------
 
-    def on_trial_end(self, trial):
-        super().on_trial_end(trial)
-        print(self.trial_line(trial), file=self.stream or sys.stdout, flush=True)
-
-    def trial_line(self, trial) -> str:
-        """One line on a finished trial: its values, score, fold spread, time, best so far."""
-        name = self.oracle.objective.name
-        total = self.oracle.max_trials
-        number = f"trial {trial.trial_id}" + (f"/{total}" if total else "")
-        values = (self.describe(trial.hyperparameters.values) if self.describe
-                  else _describe(trial.hyperparameters.values, self.oracle.get_space()))
+    def trial_outcome(self, trial) -> str:
+        """The mean over folds, its std, the folds' range and the seconds; or why it failed."""
         result = self._results.pop(trial.trial_id, None)
         if result is None:
-            message = (trial.message or "").strip().splitlines()
-            outcome = f"failed: {message[-1] if message else trial.status}"
-        else:
-            folds = [result[f"{name}_fold_{fold}"] for fold in range(self.folds)]
-            outcome = (f"{name} {result[name]:.4g} ± {result[f'{name}_std']:.2g} "
-                       f"(folds {min(folds):.4g}..{max(folds):.4g})  "
-                       f"{result['seconds']:.1f}s")
-        best = self.oracle.get_best_trials(1)
-        best = (f"best {best[0].score:.4g} (trial {best[0].trial_id})"
-                if best and best[0].score is not None else "best -")
-        elapsed = time.perf_counter() - getattr(self, "_search_started", time.perf_counter())
-        return f"{number}  {values}  {outcome}  {best}  [{elapsed:.0f}s]"
-
-
-def _describe(values: dict, space: keras_tuner.HyperParameters) -> str:
-    """A trial's values of the searched hyperparameters (not the `Fixed` ones), compactly."""
-    shown = []
-    for p in space.space:
-        if isinstance(p, Fixed) or p.name not in values:
-            continue
-        value = values[p.name]
-        shown.append(f"{p.name}={value:.3g}" if isinstance(value, float) else f"{p.name}={value}")
-    return " ".join(shown) or "fixed configuration"
+            return super().trial_outcome(trial)
+        name = self.oracle.objective.name
+        folds = [result[f"{name}_fold_{fold}"] for fold in range(self.folds)]
+        return (f"{name} {result[name]:.4g} ± {result[f'{name}_std']:.2g} "
+                f"(folds {min(folds):.4g}..{max(folds):.4g})  {result['seconds']:.1f}s")
 
 
 class KFoldRandomSearch(CrossValidated, keras_tuner.RandomSearch):
