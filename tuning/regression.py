@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -32,8 +31,8 @@ from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import MAX_DEPTH, RegressionHyperModel
 from hw1_keras.regression.train import load_data, train_and_export
-from hw1_keras.runs import RUNS_ROOT, make_run_dir, read_json, write_json
-from tuning import distributed, report
+from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
+from tuning import distributed, report, resume
 from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, grid_size
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
@@ -202,21 +201,6 @@ def default_out(role: str) -> Path:
     return RUNS_ROOT / f"regression-tune{suffix}"
 
 
-def _check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> None:
-    """Refuses to resume a search made with other settings (they would mix)."""
-    saved = tuning_dir / "search.json"
-    if fresh or not saved.is_file():
-        return
-    before = read_json(saved)
-    if before != identity:
-        changed = sorted(key for key in set(before) | set(identity)
-                         if before.get(key) != identity.get(key))
-        raise InputError(
-            f"{tuning_dir.parent} holds a search with other settings ({', '.join(changed)} "
-            "differ); rerun with the same flags to resume it, add --fresh to start over, "
-            "or choose another --out")
-
-
 def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None) -> dict:
     """Searches, then trains and exports the winner; see the module doc.
 
@@ -245,15 +229,9 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     center = config_values(config)
     identity = {"search": settings.identity(), "config": to_dict(config)}
     out = Path(out) if out else default_out(role)
-    _check_resumable(out / TUNING_DIR, identity, settings.fresh)
-
-    resuming = not settings.fresh and (out / TUNING_DIR / "search.json").is_file()
+    resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
     run_dir = make_run_dir(str(out), "regression-tune")
-    tuning_dir = run_dir / TUNING_DIR
-    if settings.fresh:
-        shutil.rmtree(tuning_dir, ignore_errors=True)
-    tuning_dir.mkdir(exist_ok=True)
-    write_json(tuning_dir / "search.json", identity)
+    tuning_dir = resume.open_search_dir(run_dir / TUNING_DIR, identity, settings.fresh)
     print(f"regression --tune: {len(train)} training points -> {run_dir}"
           + (" (resuming its search; --fresh starts over)" if resuming else "")
           + ("" if role == "single" else f"  ({role}, oracle port {port} + stage)"))
