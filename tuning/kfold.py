@@ -120,10 +120,11 @@ class CrossValidated(TrialLines):
         """Runs the search; `x` and `y` are split into folds for every trial.
 
         Args:
-            x: All inputs (indexable by an index array, e.g. a NumPy array).
+            x: All inputs, an array (or anything `np.asarray` takes).
             y: All targets.
             *fit_args, **fit_kwargs: Passed on to the hypermodel's `fit` (not
-                `validation_data`: each fold is the validation set of its turn).
+                `validation_data`: each fold is the validation set of its turn);
+                `fit_folds` is used only when there are no positional ones.
             verbose: KerasTuner's and Keras' verbosity; 0 (the default) keeps
                 the search to this tuner's one line per finished trial.
 
@@ -140,8 +141,6 @@ class CrossValidated(TrialLines):
         max_trials = self.oracle.max_trials
         if max_trials is not None and max_trials < 1:
             raise InputError(f"max_trials={max_trials}: nothing to search; use >= 1")
-        if grid_size(self.oracle.get_space()) < 1:
-            raise InputError("the search space is empty: a hyperparameter has no values")
         return super().search(x, y, *fit_args, verbose=verbose, **fit_kwargs)
 
     def run_trial(self, trial, x, y, *fit_args, **fit_kwargs):

@@ -182,8 +182,8 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         every `log_every` epochs, with the same mini-batches `fit` would give
         it, in one XLA-compiled loop for all k: about as fast as training one.
         When the folds' training sets take different numbers of steps per
-        epoch (the copies would fall out of step, e.g. 99 points in 2 folds of
-        49 and 50 at batch 10), the models train one by one with `fit` instead.
+        epoch (the copies would fall out of step, e.g. training sets of 4 and 5
+        points at batch 4), the models train one by one with `fit` instead.
 
         Args:
             hp: The trial's hyperparameters.
