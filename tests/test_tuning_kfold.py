@@ -258,3 +258,19 @@ def test_oversized_models_fail_without_training(tmp_path):
     assert {t.status for t in tuner.oracle.trials.values()} == {"FAILED"}
     assert hypermodel.calls == []
     assert "Oversized model: 2 parameters" in tuner.stream.getvalue()
+
+
+def test_resume_after_a_stop_between_trials_visits_the_rest_of_the_grid(tmp_path):
+    class StopsAfterTwo(KFoldGridSearch):
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)  # The trial is saved as finished...
+            if len(self.oracle.end_order) == 2:
+                raise KeyboardInterrupt  # ... and the process dies before the next.
+
+    with pytest.raises(KeyboardInterrupt):
+        make_tuner(StopsAfterTwo, tmp_path).search(X, Y)
+    again = ScoreByFold()
+    tuner = make_tuner(KFoldGridSearch, tmp_path, again)
+    tuner.search(X, Y)
+    assert {call[0] for call in again.calls} == {OFFSETS[2]}
+    assert sorted(t.hyperparameters.get("offset") for t in completed(tuner)) == OFFSETS

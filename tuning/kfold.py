@@ -36,6 +36,7 @@ import keras_tuner
 import numpy as np
 
 from hw1_keras.errors import InputError  # A ValueError.
+from tuning.grid import ResumableGrid
 from tuning.progress import TrialLines
 
 
@@ -232,5 +233,8 @@ class KFoldRandomSearch(CrossValidated, keras_tuner.RandomSearch):
     """`keras_tuner.RandomSearch`, each trial scored by k-fold cross-validation."""
 
 
-class KFoldGridSearch(CrossValidated, keras_tuner.GridSearch):
-    """`keras_tuner.GridSearch`, each trial scored by k-fold cross-validation."""
+class KFoldGridSearch(CrossValidated, ResumableGrid, keras_tuner.GridSearch):
+    """`keras_tuner.GridSearch`, each trial scored by k-fold cross-validation.
+
+    Reloaded from its folder, it visits the rest of its grid (`ResumableGrid`).
+    """
