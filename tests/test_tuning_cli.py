@@ -48,8 +48,10 @@ def test_tune_end_to_end_then_resume(tmp_path, capsys, small_grid):
     winner = summary["winner"]["hyperparameters"]
     assert winner["depth"] == best_screen["depth"]
     assert winner["units_1"] == best_screen["units_1"]
+    # Both screen batch sizes (50, 100) fill a fold's 50 training points, so the
+    # grid's other batch is half of that.
     assert sorted(t["hyperparameters"]["batch_size"] for t in grid["trials"]) == \
-        sorted({best_screen["batch_size"], 2 * best_screen["batch_size"]})
+        [25, best_screen["batch_size"]]
 
     # Exported like a plain run, with the winner's configuration.
     for name in ("metrics.json", "config.json", "fit.png", "loss.png", "weights.png",
@@ -99,3 +101,16 @@ def test_help_lists_the_tune_flags(cli):
     result = cli("regression", "--help")
     for flag in ("--tune", "--trials", "--folds", "--homework-grid", "--fresh"):
         assert flag in result.stdout
+
+
+def test_grid_values_around_a_winner():
+    from tuning.regression import HOMEWORK_GRID, grid_values
+
+    center = {"learning_rate": 1e-3, "weight_decay": 3e-3, "batch_size": 50}
+    grid = grid_values(center, homework=False, train_size=80)
+    assert grid["learning_rate"] == pytest.approx([6.67e-4, 1e-3, 1.5e-3])
+    assert grid["weight_decay"] == pytest.approx([2e-3, 3e-3, 4.5e-3])
+    assert grid["batch_size"] == [50, 100]
+    # 100 is already all of a fold's 80 points: 200 would repeat it.
+    assert grid_values({**center, "batch_size": 100}, False, 80)["batch_size"] == [40, 100]
+    assert grid_values(center, homework=True, train_size=80) == HOMEWORK_GRID

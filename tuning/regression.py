@@ -37,12 +37,17 @@ from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, grid_s
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
 OBJECTIVE = keras_tuner.Objective("val_mse", direction="min")
-# The screen's search space. Widths and batch sizes as powers of two (and the
-# homework's 50) keep the winners readable; "linear" is left out as useless
-# for a hidden layer.
-SCREEN_UNITS = (4, 8, 16, 32, 64, 128)
+# The screen's search space. Widths as powers of two keep the winners readable;
+# "linear" is left out as useless for a hidden layer.
+SCREEN_UNITS = (4, 8, 16, 32, 64)
 SCREEN_ACTIVATIONS = ("selu", "sigmoid", "tanh", "relu", "elu", "gelu")
-SCREEN_BATCH_SIZES = (25, 50, 100)
+# The homework's batch sizes: a batch of 25 would double the grid's steps.
+SCREEN_BATCH_SIZES = (50, 100)
+# Networks of at most about twice the homework's 1,185 parameters: a 5-fold
+# grid point of a larger one takes too long for the whole search to fit in
+# 10 minutes on 2 cores (per-step time grows with the width). Larger draws
+# fail at once as "Oversized" trials (KerasTuner's max_model_size).
+SCREEN_MAX_PARAMETERS = 2_500
 SCREEN_RATE_RANGE = (1e-4, 1e-2)
 SCREEN_DECAY_RANGE = (1e-4, 1e-2)
 # The grid around a winner: rates and decays this many times smaller/larger.
@@ -100,8 +105,15 @@ def config_from_values(config: RegressionConfig, values: dict) -> RegressionConf
     )
 
 
-def grid_values(center: dict, homework: bool) -> dict[str, list]:
-    """Stage 2's grid: the homework's, or rates, decays and batch around `center`."""
+def grid_values(center: dict, homework: bool, train_size: int) -> dict[str, list]:
+    """Stage 2's grid: the homework's, or rates, decays and batch around `center`.
+
+    Args:
+        center: The values to centre on (the screen's winner).
+        homework: Return the homework's grid instead.
+        train_size: Training points in each fold: a batch at least this large
+            is the whole set, so a larger one would repeat it.
+    """
     if homework:
         return {name: list(values) for name, values in HOMEWORK_GRID.items()}
 
@@ -109,11 +121,12 @@ def grid_values(center: dict, homework: bool) -> dict[str, list]:
         return sorted({float(f"{value * factor:.3g}") for factor in GRID_FACTORS})
 
     batch = int(center["batch_size"])
+    # The winner's batch and twice it, or half of it once it is the full set.
+    other = 2 * batch if batch < train_size else max(1, min(batch, train_size) // 2)
     return {
         "learning_rate": around(center["learning_rate"]),
         "weight_decay": around(center["weight_decay"]),
-        # The winner's batch and the next larger one (a smaller one for 1).
-        "batch_size": sorted({batch, 2 * batch}),
+        "batch_size": sorted({batch, other}),
     }
 
 
@@ -163,6 +176,7 @@ class Stage:
     folds: int
     epochs: int
     max_trials: int
+    max_model_size: int | None = None
 
 
 def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
@@ -176,6 +190,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
                                  seed=config.seed, jit_compile="auto"),
             objective=OBJECTIVE,
             max_trials=stage.max_trials,
+            max_model_size=stage.max_model_size,
             seed=config.seed + 1,  # KerasTuner's oracles treat seed 0 as "none".
             hyperparameters=stage.space,
             tune_new_entries=False,
@@ -239,7 +254,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     stages = []
     if settings.trials:
         stage = Stage("screen", KFoldRandomSearch, screen_space(screen_epochs),
-                      settings.screen_folds, screen_epochs, settings.trials)
+                      settings.screen_folds, screen_epochs, settings.trials,
+                      max_model_size=SCREEN_MAX_PARAMETERS)
         tuner = _search(stage, len(stages), config, train, tuning_dir, port)
         stages.append((stage, tuner))
         if role != "worker":
@@ -249,7 +265,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
                                  "check the data and --epochs")
             center = best["hyperparameters"]
             print(f"stage 1 best: val_mse {best['mean']:.4g}: {describe(center)}")
-    grid = grid_values(center, settings.homework_grid)
+    grid = grid_values(center, settings.homework_grid,
+                       train_size=len(train) - len(train) // settings.folds)
     space = grid_space(center, grid, config.epochs)
     stage = Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
                   grid_size(space))
