@@ -28,10 +28,12 @@ MAX_DEPTH = 3
 EXTRA_LAYER_UNITS = 16
 EXTRA_LAYER_ACTIVATION = "selu"
 VALIDATION_BATCH = 1024
-# With jit_compile="auto", XLA only from this many optimizer steps on: compiling
-# costs 1-2 s, repaid at about 0.15 ms saved per step (100,000 steps took 4.9 s
-# with XLA and 19.7 s without in BENCHMARKS.md).
-AUTO_JIT_MIN_STEPS = 20_000
+# With jit_compile="auto", XLA only from this many optimizer steps on. Compiling
+# costs 1.5-2.5 s; XLA saves about 0.15 ms a step for one model (100,000 steps
+# took 4.9 s with XLA and 19.7 s without in BENCHMARKS.md) and about 1.3 ms a
+# step for 3 folds side by side (10,000 steps: 15 s without XLA, 4 s with, in
+# a --tune screen), which is what a search runs.
+AUTO_JIT_MIN_STEPS = 5_000
 
 
 def hyperparameters(config: RegressionConfig) -> keras_tuner.HyperParameters:
