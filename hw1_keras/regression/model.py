@@ -30,9 +30,9 @@ EXTRA_LAYER_ACTIVATION = "selu"
 VALIDATION_BATCH = 1024
 # With jit_compile="auto", XLA only from this many optimizer steps on. Compiling
 # costs 1.5-2.5 s; XLA saves about 0.15 ms a step for one model (100,000 steps
-# took 4.9 s with XLA and 19.7 s without in BENCHMARKS.md) and about 1.3 ms a
-# step for 3 folds side by side (10,000 steps: 15 s without XLA, 4 s with, in
-# a --tune screen), which is what a search runs.
+# took 4.9 s with XLA and 19.7 s without in BENCHMARKS.md) and about 0.45 ms a
+# step for 3 folds side by side, as a search runs them (10,000 steps at batch
+# 100: 3.3-3.6 s with XLA, 7.4-8.5 s without, on 2 cores).
 AUTO_JIT_MIN_STEPS = 5_000
 
 
