@@ -67,5 +67,7 @@ def plot_scores(records: list[dict], path: str | Path, *, objective: str, label,
     axes.set_title(title)
     axes.grid(alpha=0.3, axis="x")
     if done:
-        axes.legend(fontsize="small", loc="best")
+        # Below the axes: any corner inside may hide a configuration's points.
+        axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.09),
+                    ncol=2, frameon=False)
     return plots.save(figure, path)
