@@ -150,6 +150,13 @@ class MnistHyperModel(keras_tuner.HyperModel):
         self.augment = (pipeline.augmentation(rotation, translation, shear, seed)
                         if augmented_copy else None)
 
+    @classmethod
+    def from_config(cls, config: MnistConfig, epochs: int | None = None) -> MnistHyperModel:
+        """The training recipe of `config`, for `epochs` (default: `config.epochs`)."""
+        return cls(epochs=config.epochs if epochs is None else epochs, seed=config.seed,
+                   augmented_copy=config.augmented_copy, rotation=config.rotation,
+                   translation=config.translation, shear=config.shear)
+
     def build(self, hp):
         return build_model(hp)
 

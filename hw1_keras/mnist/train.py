@@ -114,6 +114,27 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
     started = time.perf_counter()
     data = mnist_data.load(config.data, config.validation_size, config.seed)
     run_dir = make_run_dir(out, "mnist")
+    return train_and_export(config, run_dir, data, started=started)
+
+
+def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist, *,
+                     started: float, extra: dict | None = None) -> dict:
+    """Trains `config` on `data`, then evaluates, plots and exports into `run_dir`.
+
+    The one path to a finished run, for a plain run and for the best setting
+    of `mnist --tune` alike; an interrupted one resumes (see `run`).
+
+    Args:
+        config: The configuration to train.
+        run_dir: The run folder (created).
+        data: The loaded splits (`hw1_keras.mnist.data.load`).
+        started: `time.perf_counter()` at the start of the run, for
+            `total_seconds`.
+        extra: More entries for `metrics.json` (e.g. a search's summary).
+
+    Returns:
+        The metrics written to `metrics.json`, with `run_dir` added.
+    """
     resumed_log = read_log(run_dir / LOG) if (run_dir / BACKUP).exists() else {}
     if not resumed_log and (run_dir / LOG).exists():
         (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
@@ -123,9 +144,7 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
     write_json(run_dir / "config.json", to_dict(config))
 
     seed_everything(config.seed)
-    hypermodel = MnistHyperModel(
-        epochs=config.epochs, seed=config.seed, augmented_copy=config.augmented_copy,
-        rotation=config.rotation, translation=config.translation, shear=config.shear)
+    hypermodel = MnistHyperModel.from_config(config)
     hp = hyperparameters(config)
     model = hypermodel.build(hp)
     hypermodel.fit(hp, model, data.x_train, data.y_train,
@@ -168,6 +187,7 @@ def run(config: MnistConfig, out: str | None = None) -> dict:
         "onnx_max_abs_diff": onnx_difference,
         "seed": config.seed,
         "config": to_dict(config),
+        **(extra or {}),
         "total_seconds": time.perf_counter() - started,
     }
     write_json(run_dir / "metrics.json", metrics)
