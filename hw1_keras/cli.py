@@ -18,11 +18,18 @@ from hw1_keras.config import add_config_arguments, config_from_args
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression.config import RegressionConfig
+from tuning.mnist_settings import (
+    DEFAULT_EPOCHS_PER_TRIAL, QUICK_EPOCHS_PER_TRIAL, QUICK_TRIAL_IMAGES, STUDY_NAMES,
+    StudySettings, quick_settings,
+)
 from tuning.settings import DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "quick", "accuracy", "resume")  # Of bench mnist.
+# The --tune options of each task, as argparse destinations.
+REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh")
+MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out(mnist)
     mnist.add_argument("--quick", action="store_true",
                        help="a few-minute run to try things (3 epochs of the originals, no "
-                            "augmentation); other flags still apply")
+                            "augmentation); with --tune, also few images and epochs per "
+                            "setting (about 15 minutes in all); other flags still apply")
+    _add_mnist_tune_arguments(mnist)
     add_config_arguments(mnist, MnistConfig)
 
     predict = commands.add_parser(
@@ -124,16 +133,65 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                        help="delete an earlier search in --out and start over (default: resume)")
 
 
-def _tune_settings(args: argparse.Namespace) -> TuneSettings | None:
-    """The --tune options, or None for a plain run; one-line errors for misuse."""
-    given = {name: getattr(args, name) for name in ("trials", "folds", "homework_grid", "fresh")
-             if getattr(args, name) is not None}
+def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "tuning (--tune)",
+        "The homework's one-factor studies as KerasTuner grid searches on train/validation: "
+        "depth, filters, dense units, dropout, batch size, batch norm, stride-2 vs max-pool, "
+        "everything else as configured. One plot per study (studies/<study>.png), a table "
+        "of every setting's best validation accuracy (studies.md), then the best setting "
+        "trained with the run's recipe (--epochs ...) and exported as usual. Rerun the same "
+        "command to resume an interrupted search (--out defaults to runs/mnist-tune).")
+    group.add_argument("--tune", action="store_true",
+                       help="run the studies before training (see above)")
+    group.add_argument("--studies", type=_studies, default=None,
+                       help=f"which studies, in this order (default: all, "
+                            f"{','.join(STUDY_NAMES)})")
+    group.add_argument("--trials", type=_positive_int, default=None,
+                       help="at most this many settings in all, studies in order (default: "
+                            "all 19); rerun with more to continue")
+    group.add_argument("--epochs-per-trial", type=_positive_int, default=None,
+                       help=f"epochs each setting trains (default: {DEFAULT_EPOCHS_PER_TRIAL}; "
+                            f"--quick: {QUICK_EPOCHS_PER_TRIAL})")
+    group.add_argument("--trial-images", type=_positive_int, default=None,
+                       help=f"training images each setting sees (default: all; --quick: "
+                            f"{QUICK_TRIAL_IMAGES:,})")
+    group.add_argument("--fresh", action="store_true", default=None,
+                       help="delete an earlier search in --out and start over (default: resume)")
+
+
+def _tune_options(args: argparse.Namespace, names: tuple[str, ...]) -> dict | None:
+    """The --tune options given, or None for a plain run; one-line errors for misuse."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if not args.tune:
         if given:
             flag = "--" + next(iter(given)).replace("_", "-")
             raise InputError(f"{flag} applies to a search; add --tune")
         return None
-    return TuneSettings(**given)
+    return given
+
+
+def _tune_settings(args: argparse.Namespace) -> TuneSettings | None:
+    """regression's --tune options, or None for a plain run."""
+    given = _tune_options(args, REGRESSION_TUNE_OPTIONS)
+    return None if given is None else TuneSettings(**given)
+
+
+def _study_settings(args: argparse.Namespace) -> StudySettings | None:
+    """mnist's --tune options (--quick's preset under them), or None for a plain run."""
+    given = _tune_options(args, MNIST_TUNE_OPTIONS)
+    if given is None:
+        return None
+    return quick_settings(**given) if args.quick else StudySettings(**given)
+
+
+def _studies(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in STUDY_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}; expected a comma-separated list of {','.join(STUDY_NAMES)}")
+    return names
 
 
 def _nonnegative_int(text: str) -> int:
@@ -215,7 +273,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "mnist":
         config = config_from_args(MnistConfig, args, quick_preset() if args.quick else None)
+        settings = _study_settings(args)
         _import_tensorflow_quietly()
+        if settings is not None:
+            from tuning.mnist_studies import tune as tune_mnist
+
+            tune_mnist(config, settings, args.out)
+            return 0
         from hw1_keras.mnist.train import run as run_mnist
 
         run_mnist(config, args.out)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # Headless: runs write PNGs, they never open windows.
 import matplotlib.pyplot as plt  # noqa: E402
@@ -30,6 +31,7 @@ def learning_curves(
     ylabel: str,
     title: str,
     log_y: bool = False,
+    marker: str | None = None,
 ) -> Path:
     """Plots one line per named series against the epoch number.
 
@@ -40,11 +42,13 @@ def learning_curves(
         ylabel: The y axis label.
         title: The figure title.
         log_y: Use a log scale for the y axis (losses spanning decades).
+        marker: A Matplotlib marker for each point (for curves of few epochs).
     """
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for label, values in series.items():
-        axes.plot(epochs, values, label=label)
+        axes.plot(epochs, values, label=label, marker=marker)
     axes.set_xlabel("epoch")
+    axes.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axes.set_ylabel(ylabel)
     if log_y:
         axes.set_yscale("log")

@@ -7,7 +7,13 @@
 * `tuning.progress`: one line per finished trial for any KerasTuner tuner.
 * `tuning.regression`: `python run.py regression --tune`, a random screen then
   a k-fold grid, the winner trained and exported like a plain run.
+* `tuning.mnist_studies`: `python run.py mnist --tune`, the homework's
+  one-factor studies as grid searches, the best setting retrained and
+  exported like a plain run; `tuning.mnist_settings` holds the studies and
+  the options, importable without TensorFlow.
 * `tuning.distributed`: KerasTuner's chief/worker mode for searches in stages.
+* `tuning.resume`: resume a search in a run folder, refuse to mix two.
+* `tuning.grid`: a KerasTuner `GridSearch` that walks on after a reload.
 * `tuning.report`: `tuning.json` and `tuning.png`.
 * `tuning.settings`: the `--tune` options, importable without TensorFlow.
 """

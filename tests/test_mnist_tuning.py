@@ -1,0 +1,244 @@
+"""`python run.py mnist --tune` on a tiny slice: studies, reports, resume, flags.
+
+Every setting trains 1 epoch on 128 images with a 128-unit dense layer (where
+the dense study does not vary it); the accuracies are meaningless, the
+mechanics are what is checked. Such a trial spends most of its time tracing
+Keras' training graphs, so the all-studies run trains eagerly (`counting_fits(
+eager=True)`), twice as fast; the trial-cap test keeps the compiled path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+
+import numpy as np
+import pytest
+
+from hw1_keras.mnist.config import MnistConfig
+from test_cli import assert_single_line, assert_user_error
+from tuning.mnist_settings import STUDIES, StudySettings, apply_setting, study
+
+SLICE = {"train": 700, "test": 100}
+TINY = {"validation_size": 200, "dense_units": 128, "augmented_copy": 0, "epochs": 1}
+TRIAL = {"epochs_per_trial": 1, "trial_images": 128}
+CRASH_AT = ("filters", 64)  # The first run is interrupted while training this setting.
+
+
+def flags(options: dict) -> list[str]:
+    return [text for name, value in options.items()
+            for text in ("--" + name.replace("_", "-"), str(value))]
+
+
+@pytest.fixture(scope="module")
+def tiny_npz(tmp_path_factory, mnist_file):
+    path = tmp_path_factory.mktemp("mnist-tune") / "tiny.npz"
+    with np.load(mnist_file) as archive:
+        np.savez(path, x_train=archive["x_train"][:SLICE["train"]],
+                 y_train=archive["y_train"][:SLICE["train"]],
+                 x_test=archive["x_test"][:SLICE["test"]],
+                 y_test=archive["y_test"][:SLICE["test"]])
+    return str(path)
+
+
+@contextlib.contextmanager
+def counting_fits(crash_at=None, eager=False):
+    """Records the setting of every model the studies train; interrupts `crash_at`'s.
+
+    With `eager`, every model (the retrained winner too) trains eagerly.
+    """
+    from hw1_keras.mnist import model as mnist_model
+    from tuning.mnist_studies import StudyHyperModel
+
+    trained = []
+    fit = StudyHyperModel.fit
+    compile_model = mnist_model.compile_model
+
+    def eager_compile(model, *args, **kwargs):
+        compile_model(model, *args, **kwargs)
+        model.run_eagerly = True
+
+    def counting_fit(self, hp, *args, **kwargs):
+        setting = (self.study.name, hp.get(self.study.parameter))
+        if setting == crash_at:
+            raise KeyboardInterrupt  # Like Ctrl-C or a kill: nothing catches it.
+        trained.append(setting)
+        return fit(self, hp, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StudyHyperModel, "fit", counting_fit)
+        if eager:
+            patch.setattr(mnist_model, "compile_model", eager_compile)
+        yield trained
+
+
+@pytest.fixture(scope="module")
+def tuned(tiny_npz, tmp_path_factory):
+    """All studies, interrupted mid-way, then the same command again.
+
+    Returns `(run_dir, runs)`, `runs` holding each run's exit status, output
+    and trained settings.
+    """
+    from hw1_keras.cli import main
+
+    run_dir = tmp_path_factory.mktemp("tuned") / "run"
+    argv = ["mnist", "--tune", "--data", tiny_npz, *flags(TINY), *flags(TRIAL),
+            "--out", str(run_dir)]
+    runs = []
+    for crash_at in (CRASH_AT, None):
+        output = io.StringIO()
+        with counting_fits(crash_at, eager=True) as trained, \
+                contextlib.redirect_stdout(output):
+            status = main(argv)
+        runs.append({"status": status, "out": output.getvalue(), "trained": trained})
+    return run_dir, runs
+
+
+def trial_lines(text):
+    return [line for line in text.splitlines() if line.startswith("trial ")]
+
+
+def test_each_study_varies_only_its_own_setting():
+    base = MnistConfig()
+    assert apply_setting(base, study("depth"), 3).filters == (32, 64, 128)
+    assert apply_setting(base, study("depth"), 1).filters == (32,)
+    assert apply_setting(base, study("filters"), 16).filters == (16, 32)
+    assert apply_setting(base, study("downsampling"), "stride").downsampling == "stride"
+    for each in STUDIES:
+        changed = [apply_setting(base, each, value) for value in each.values]
+        differing = {name for config in changed
+                     for name, value in dataclasses.asdict(config).items()
+                     if value != getattr(base, name)}
+        assert differing == {"filters" if each.name in ("depth", "filters") else each.parameter}
+        assert base in changed  # The configuration itself is one of each study's settings.
+
+
+def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
+    run_dir, (first, second) = tuned
+    assert first["status"] == 130 and second["status"] == 0
+    # Run 1: depth 1, 2, 3, filters 16 (filters 32 is depth's 2 blocks), then the kill.
+    assert first["trained"] == [("depth", 1), ("depth", 2), ("depth", 3), ("filters", 16)]
+    assert len(trial_lines(first["out"])) == 5
+    # Run 2 starts with the interrupted setting and trains each of the rest once.
+    assert second["trained"][0] == CRASH_AT
+    assert not set(first["trained"]) & set(second["trained"])
+    assert len(second["trained"]) == len(set(second["trained"]))
+    # The base configuration recurs in all 7 studies but trains once: 19 - 6 = 13.
+    assert len(first["trained"] + second["trained"]) == 13
+    assert len(trial_lines(second["out"])) == 19 - 5
+    assert "same configuration as depth trial 1: not trained again" in second["out"]
+    assert "(resuming; --fresh starts over)" in second["out"]
+    assert "Epoch 1/1" not in second["out"] and "━" not in second["out"]  # Keras stays quiet.
+
+    summary = json.loads((run_dir / "tuning.json").read_text())
+    trials = [t for s in summary["studies"] for t in s["trials"]]
+    assert [(t["study"], t["value"]) for t in trials] == [
+        (s.name, v) for s in STUDIES for v in s.values]
+    assert all(t["status"] == "COMPLETED" and len(t["curve"]) == 1 for t in trials)
+    assert all(t["best"] == max(t["curve"]) for t in trials)
+    copies = [t for t in trials if "same_as" in t]
+    assert len(copies) == 6 and all(t["same_as"] == "depth trial 1" for t in copies)
+    base = trials[1]
+    assert base["label"] == "2 blocks (32/64)" and "same_as" not in base
+    assert {t["best"] for t in copies} == {base["best"]}
+    assert summary["winner"]["best"] == max(t["best"] for t in trials)
+    assert (summary["trial_images"], summary["validation_images"]) == (128, 200)
+
+
+def test_one_plot_per_study_and_a_summary_table(tuned):
+    run_dir, _ = tuned
+    for each in STUDIES:
+        assert (run_dir / "studies" / f"{each.name}.png").stat().st_size > 10_000
+    table = (run_dir / "studies.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]  # No header.
+    assert len(rows) == 19
+    assert rows[0].startswith("| depth | ") and "1 block (32)" in rows[0]
+    assert rows[3].startswith("| filters | ") and rows[4].startswith("|  | ")
+    summary = json.loads((run_dir / "tuning.json").read_text())
+    rows = iter(rows)  # One per setting, in the order of tuning.json.
+    for each in summary["studies"]:
+        best = max(t["best"] for t in each["trials"])
+        for trial in each["trials"]:
+            row = next(rows)
+            assert trial["label"] in row and f"{trial['best']:.2%}" in row
+            assert (f"**{trial['best']:.2%}**" in row) == (trial["best"] == best)
+    assert "Quick run" not in table  # Only --quick calls itself noisy.
+
+
+def test_the_best_setting_is_retrained_and_exported_like_a_plain_run(tuned):
+    run_dir, (_, second) = tuned
+    for name in ("metrics.json", "config.json", "accuracy.png", "filters.png",
+                 "activations.png", "confusion.png", "mistakes.png", "model.onnx",
+                 "saved_model/saved_model.pb", "training_log.csv"):
+        assert (run_dir / name).exists(), name
+    winner = json.loads((run_dir / "tuning.json").read_text())["winner"]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["config"] == winner["config"]  # epochs: the run's, 1, as in the trials.
+    assert metrics["tuning"]["winner"]["label"] == winner["label"]
+    assert metrics["epochs"] == TINY["epochs"] and 0 <= metrics["test_accuracy"] <= 1
+    assert f"best: {winner['study']}: {winner['label']}" in second["out"]
+
+
+def test_a_trial_cap_stops_early_and_a_larger_one_continues(tiny_npz, tmp_path, capsys):
+    from tuning.mnist_studies import search
+
+    config = MnistConfig(data=tiny_npz, **TINY)
+    settings = StudySettings(studies=("batch_norm", "downsampling"), trials=1, **TRIAL)
+    with counting_fits() as trained:
+        summary = search(config, settings, str(tmp_path / "run")).summary
+        assert trained == [("batch_norm", 0)]
+        assert [len(s["trials"]) for s in summary["studies"]] == [1]
+        summary = search(config, dataclasses.replace(settings, trials=None),
+                         str(tmp_path / "run")).summary
+    # batch norm on is the base configuration; downsampling's max-pool is it again.
+    assert trained == [("batch_norm", 0), ("batch_norm", 1), ("downsampling", "stride")]
+    assert [len(s["trials"]) for s in summary["studies"]] == [2, 2]
+    assert len(trial_lines(capsys.readouterr().out)) == 1 + 3
+
+
+def test_other_trial_settings_in_the_same_folder_are_refused(tuned, tiny_npz, capsys):
+    from hw1_keras.cli import main
+
+    run_dir, _ = tuned
+    before = (run_dir / "tuning.json").read_bytes()
+    argv = ["mnist", "--tune", "--data", tiny_npz, *flags(TINY),
+            *flags({**TRIAL, "epochs_per_trial": 2}), "--out", str(run_dir)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "epochs_per_trial differ" in error and "--fresh" in error
+    assert len(error.splitlines()) == 1
+    assert (run_dir / "tuning.json").read_bytes() == before
+
+
+def test_more_trial_images_than_the_training_split(tiny_npz, tmp_path, capsys):
+    from hw1_keras.cli import main
+
+    argv = ["mnist", "--tune", "--data", tiny_npz, *flags(TINY), "--trial-images", "501",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--trial-images got 501; the training split has only 500 images" in error
+    assert not (tmp_path / "run").exists()  # Validated before the run folder is made.
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["--trials", "3"], ["--trials applies to a search; add --tune"]),
+    (["--studies", "depth"], ["--studies applies to a search"]),
+    (["--tune", "--epochs-per-trial", "0"], ["--epochs-per-trial", "'0'", ">= 1"]),
+    (["--tune", "--trials", "0"], ["--trials", "'0'"]),
+    (["--tune", "--studies", "depth,width"], ["--studies", "width", "depth,filters,dense"]),
+    (["--tune", "--studies", "depth,depth"], ["--studies", "distinct"]),
+])
+def test_bad_tune_flags_are_one_line_errors(cli, argv, fragments):
+    result = cli("mnist", *argv)
+    assert_user_error(result, *fragments)
+    assert_single_line(result)
+
+
+def test_help_lists_the_tune_flags(cli):
+    result = cli("mnist", "--help")
+    for flag in ("--tune", "--studies", "--trials", "--epochs-per-trial", "--trial-images",
+                 "--fresh"):
+        assert flag in result.stdout
