@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "then a JSON summary.",
     )
     bench.add_argument("task", choices=["regression", "mnist", "tune"],
-                       help="which benchmark (tune: regression --tune, about 15 min)")
+                       help="which benchmark (tune: regression --tune, about 7 min)")
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
