@@ -28,8 +28,8 @@ from hw1_keras.regression.data import generate  # noqa: E402
 from hw1_keras.regression.model import RegressionHyperModel  # noqa: E402
 from tuning.kfold import KFoldGridSearch  # noqa: E402
 
-FOLDS = 3
-EPOCHS = 4
+FOLDS = 2
+EPOCHS = 2
 READY_TIMEOUT = 120
 
 
@@ -69,7 +69,7 @@ def main(folder: str, workers: str) -> None:
     tuner_id = os.environ["KERASTUNER_TUNER_ID"]
     train, _ = generate(2020)
     tuner = LoggedSearch(
-        RegressionHyperModel(epochs=EPOCHS, log_every=2, jit_compile=False),
+        RegressionHyperModel(epochs=EPOCHS, log_every=EPOCHS, jit_compile=False),
         objective=keras_tuner.Objective("val_mse", "min"), hyperparameters=space(),
         tune_new_entries=False, folds=FOLDS, fold_seed=0,
         directory=str(folder / tuner_id), project_name="search",

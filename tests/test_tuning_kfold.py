@@ -102,10 +102,17 @@ def test_kfold_indices_reject_impossible_splits(folds, count, fragment):
 # --- scoring -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("direction", ["min", "max"])
-def test_grid_search_scores_each_trial_by_the_mean_of_fold_bests(tmp_path, direction):
-    tuner = make_tuner(KFoldGridSearch, tmp_path, direction=direction)
+@pytest.fixture(scope="module")
+def grid_search(tmp_path_factory):
+    """One finished k-fold grid search (min direction, max_trials above the grid's 3)."""
+    hypermodel = ScoreByFold()
+    tuner = make_tuner(KFoldGridSearch, tmp_path_factory.mktemp("grid"), hypermodel,
+                       max_trials=10)
     tuner.search(X, Y)
+    return tuner, hypermodel
+
+
+def check_scores(tuner, direction):
     trials = completed(tuner)
     assert sorted(t.hyperparameters.get("offset") for t in trials) == OFFSETS
     for trial in trials:
@@ -116,8 +123,19 @@ def test_grid_search_scores_each_trial_by_the_mean_of_fold_bests(tmp_path, direc
             assert metrics.get_last_value(f"val_mse_fold_{fold}") == pytest.approx(best)
         assert metrics.get_last_value("val_mse_std") == pytest.approx(np.std(bests))
         assert metrics.get_last_value("seconds") >= 0
-    best = tuner.get_best_hyperparameters()[0].get("offset")
-    assert best == (OFFSETS[0] if direction == "min" else OFFSETS[-1])
+
+
+def test_grid_search_scores_each_trial_by_the_mean_of_fold_bests(grid_search):
+    tuner, _ = grid_search
+    check_scores(tuner, "min")
+    assert tuner.get_best_hyperparameters()[0].get("offset") == OFFSETS[0]
+
+
+def test_a_max_objective_takes_each_folds_highest_value(tmp_path):
+    tuner = make_tuner(KFoldGridSearch, tmp_path, direction="max")
+    tuner.search(X, Y)
+    check_scores(tuner, "max")
+    assert tuner.get_best_hyperparameters()[0].get("offset") == OFFSETS[-1]
 
 
 def test_random_search_runs_max_trials_on_identical_folds(tmp_path):
@@ -139,17 +157,14 @@ def test_random_search_runs_max_trials_on_identical_folds(tmp_path):
         set(X[valid, 0]) for _, valid in kfold_indices(len(X), FOLDS, SEED)]
 
 
-def test_grid_exhaustion_ends_the_search_before_max_trials(tmp_path):
-    hypermodel = ScoreByFold()
-    tuner = make_tuner(KFoldGridSearch, tmp_path, hypermodel, max_trials=10)
-    tuner.search(X, Y)
-    assert len(tuner.oracle.trials) == len(OFFSETS) == grid_size(grid_space())
+def test_grid_exhaustion_ends_the_search_before_max_trials(grid_search):
+    tuner, hypermodel = grid_search
+    assert len(tuner.oracle.trials) == len(OFFSETS) == grid_size(grid_space()) < 10
     assert len(hypermodel.calls) == len(OFFSETS) * FOLDS
 
 
-def test_one_line_per_finished_trial(tmp_path):
-    tuner = make_tuner(KFoldGridSearch, tmp_path)
-    tuner.search(X, Y)
+def test_one_line_per_finished_trial(grid_search):
+    tuner, _ = grid_search
     lines = tuner.stream.getvalue().splitlines()
     assert len(lines) == len(OFFSETS)
     first = expected(0.0)[0]
