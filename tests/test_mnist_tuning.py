@@ -115,6 +115,23 @@ def test_each_study_varies_only_its_own_setting():
         assert base in changed  # The configuration itself is one of each study's settings.
 
 
+def test_batch_norm_statistics_are_the_mean_over_the_settling_batches():
+    import keras
+
+    from tuning.mnist_studies import SETTLE_BATCH_SIZE, SettledBatchNorm
+
+    images = np.stack([np.full((28, 28), 10 * i, np.uint8) for i in range(3)])
+    images = np.repeat(images, SETTLE_BATCH_SIZE, axis=0)  # Batch i: every pixel 10 i.
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.BatchNormalization()])
+    settle = SettledBatchNorm(images)
+    settle.set_model(model)
+    settle.on_test_begin()
+    layer = model.layers[0]
+    assert float(layer.moving_mean[0]) == pytest.approx(10.0)  # (0 + 10 + 20) / 3
+    assert float(layer.moving_variance[0]) == pytest.approx(0.0, abs=1e-4)
+    assert layer.momentum == 0.99  # Restored.
+
+
 def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
     run_dir, (first, second) = tuned
     assert first["status"] == 130 and second["status"] == 0

@@ -5,7 +5,9 @@ dropout, batch size, batch norm, stride-2 versus max-pool) is one
 `keras_tuner.GridSearch` over its settings, every other hyperparameter pinned
 to the configuration's value. Every setting trains once on the training split
 (or its first `--trial-images` images) from the same seed, and is scored by
-its best validation accuracy over its epochs; the per-epoch curve is kept in
+its best validation accuracy over its epochs, BatchNorm's moving statistics
+re-estimated before each validation (`SettledBatchNorm`: short trials would
+otherwise be scored before those averages settle); the per-epoch curve is kept in
 the trial's metrics (`val_accuracy_epoch_<e>`), so the oracle's files hold all
 a report needs.
 
@@ -50,6 +52,10 @@ OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TUNING_DIR = "tuning"
 STUDIES_DIR = "studies"
 SUMMARY = "studies.md"
+# BatchNorm's statistics are re-estimated on this many training batches
+# before each validation (see SettledBatchNorm).
+SETTLE_BATCHES = 20
+SETTLE_BATCH_SIZE = 128
 
 
 def config_key(config: MnistConfig) -> str:
@@ -86,11 +92,52 @@ class StudyHyperModel(keras_tuner.HyperModel):
         keras.utils.set_random_seed(self.base.seed)
         return build_model(hyperparameters(self.config(hp)))
 
-    def fit(self, hp, model, x, y, **kwargs):
+    def fit(self, hp, model, x, y, callbacks=None, **kwargs):
         config = self.config(hp)
         # A fresh trainer per setting: the same shuffle and augmentation draws for each.
         trainer = MnistHyperModel.from_config(config, epochs=self.epochs)
-        return trainer.fit(hyperparameters(config), model, x, y, **kwargs)
+        settle = SettledBatchNorm(x[:SETTLE_BATCHES * SETTLE_BATCH_SIZE])
+        return trainer.fit(hyperparameters(config), model, x, y,
+                           callbacks=[settle, *(callbacks or [])], **kwargs)
+
+
+class SettledBatchNorm(keras.callbacks.Callback):
+    """Re-estimates BatchNorm's moving statistics before each validation.
+
+    In inference mode BatchNorm normalizes with moving averages (momentum
+    0.99), which take hundreds of steps to catch up with the weights, and a
+    short trial is scored before they have. Measured on --quick trials (16,000
+    images x 2 epochs, 250 steps): validation accuracy 95.78% (2 blocks) and
+    87.58% (3 blocks) as trained, 97.98% and 98.23% with the statistics
+    re-estimated. Scored as trained, the studies would mostly compare how
+    settled those averages are. So before each validation the averages are
+    replaced by the plain mean of the batch statistics of a few fixed
+    training batches ("precise BN"); training uses batch statistics and is
+    not affected.
+
+    Args:
+        images: uint8 training images (N, 28, 28), cut into batches of
+            `SETTLE_BATCH_SIZE`.
+    """
+
+    def __init__(self, images: np.ndarray):
+        super().__init__()
+        self.batches = [images[start:start + SETTLE_BATCH_SIZE, ..., np.newaxis]
+                        .astype("float32")
+                        for start in range(0, len(images), SETTLE_BATCH_SIZE)]
+
+    def on_test_begin(self, logs=None):
+        layers = [layer for layer in self.model.layers
+                  if isinstance(layer, keras.layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in layers]
+        try:
+            for index, batch in enumerate(self.batches if layers else []):
+                for layer in layers:  # moving = the running mean of the batches so far.
+                    layer.momentum = index / (index + 1)
+                self.model(batch, training=True)
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
 
 
 class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
@@ -357,7 +404,9 @@ def summary_table(summary: dict) -> str:
         f"{'/'.join(map(str, base['filters']))}, {base['dense_units']} dense units, dropout "
         f"{base['dropout']:g}/{base['dense_dropout']:g}, batch {base['batch_size']}, batch norm "
         f"{'on' if base['batch_norm'] else 'off'}, {base['downsampling']}). Score: the best "
-        f"validation accuracy over the epochs, on {summary['validation_images']:,} images "
+        f"validation accuracy over the epochs, BatchNorm's statistics re-estimated on "
+        f"{SETTLE_BATCHES * SETTLE_BATCH_SIZE:,} training images before each validation, "
+        f"on {summary['validation_images']:,} images "
         f"(one standard error of an accuracy of {accuracy:.1%} on them: "
         f"±{100 * error:.2f} points; seed-to-seed variation comes on top).",
         "",
