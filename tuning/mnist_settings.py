@@ -49,10 +49,9 @@ STUDY_NAMES = tuple(study.name for study in STUDIES)
 DEFAULT_EPOCHS_PER_TRIAL = 5
 # --quick: every trial sees this many training images for this many epochs
 # (the originals only, as the quick preset trains), sized so that all 19
-# settings and the winner's retraining fit 15 minutes on 2 CPU cores. Fewer
-# steps would not do: BatchNorm's moving statistics (momentum 0.99) need a few
-# hundred to settle, and at 188 (12,000 images x 2 epochs, batch 128) the
-# 3-block network scored 66% in inference mode.
+# settings and the winner's retraining fit 15 minutes on 2 CPU cores: the
+# whole `mnist --tune --quick` took 653 s (BENCHMARKS.md); with 24,000 images
+# and a batch-16 winner to retrain, 21 minutes (partly under load from other jobs).
 QUICK_EPOCHS_PER_TRIAL = 2
 QUICK_TRIAL_IMAGES = 16_000
 
