@@ -136,9 +136,12 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, re
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        # An epoch's log row is written just before its backup: wait for both,
-        # or a kill in between leaves nothing to resume from.
-        while len(_rows(out / "training_log.csv")) < 1 or not (out / "backup").exists():
+        # An epoch's log row is written just before its backup, and the backup's
+        # weights before its metadata (BackupAndRestore's own file): wait for the
+        # last, or the kill lands before or inside the backup and leaves nothing
+        # to resume from.
+        backup_done = out / "backup" / "training_metadata.json"
+        while len(_rows(out / "training_log.csv")) < 1 or not backup_done.exists():
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.2)
