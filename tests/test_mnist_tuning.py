@@ -259,3 +259,15 @@ def test_help_lists_the_tune_flags(cli):
     for flag in ("--tune", "--studies", "--trials", "--epochs-per-trial", "--trial-images",
                  "--fresh"):
         assert flag in result.stdout
+
+
+def test_chief_worker_mode_is_refused_in_one_line(tiny_npz, tmp_path, capsys, monkeypatch):
+    from hw1_keras.cli import main
+
+    for name, value in (("KERASTUNER_ORACLE_IP", "127.0.0.1"),
+                        ("KERASTUNER_ORACLE_PORT", "8000"), ("KERASTUNER_TUNER_ID", "chief")):
+        monkeypatch.setenv(name, value)
+    assert main(["mnist", "--tune", "--data", tiny_npz, "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert "chief/worker" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
