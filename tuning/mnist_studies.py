@@ -24,7 +24,6 @@ retrained with the run's own recipe (`hw1_keras.mnist.train.train_and_export`).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import time
@@ -168,8 +167,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
             self._outcomes[trial.trial_id] = f"same configuration as {where}: not trained again"
             return {**metrics, "seconds": 0.0}
         started = time.perf_counter()
-        keras.backend.clear_session()  # Free the previous setting's model.
-        gc.collect()
+        keras.backend.clear_session()  # Free the previous setting's model (it runs gc too).
         model = self.hypermodel.build(hp)
         history = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
                                       verbose=verbose, **fit_kwargs)
