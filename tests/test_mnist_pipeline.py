@@ -55,6 +55,16 @@ def test_augmentation_fills_with_black_not_reflections(strengths, layer_index):
     assert (moved.reshape(32, -1).min(axis=1) < 1.0).mean() >= 0.5
 
 
+def test_zoom_is_a_fourth_layer_that_keeps_the_aspect_and_fills_black():
+    assert len(pipeline.augmentation(10, 0.1, 0.15, seed=2).layers) == 3  # zoom 0: no layer
+    zoom = pipeline.augmentation(0, 0, 0, seed=2, zoom=0.3).layers[3]
+    assert zoom.width_factor is None
+    white = np.full((32, 28, 28, 1), 255.0, np.float32)
+    moved = np.asarray(zoom(white, training=True))
+    # Zooming out uncovers a black border; zooming in leaves the page white.
+    assert 0.2 <= (moved.reshape(32, -1).min(axis=1) < 1.0).mean() <= 0.8
+
+
 def test_without_augmentation_the_copies_are_exact():
     images, labels = _digits()
     dataset = pipeline.training_dataset(images, labels, batch_size=10, seed=0, augment=None)

@@ -46,6 +46,7 @@ class MnistConfig:
     rotation: float = option(10.0, "augmentation: max rotation in degrees")
     translation: float = option(0.1, "augmentation: max shift as a fraction of 28 pixels")
     shear: float = option(0.15, "augmentation: max shear factor, both axes")
+    zoom: float = option(0.0, "augmentation: max zoom in or out, a fraction of the size")
     validation_size: int = option(12_000, "held out of the 60k training images, stratified")
 
     def __post_init__(self):
@@ -67,6 +68,7 @@ class MnistConfig:
         require(0 <= self.rotation <= 180, self, "rotation", "degrees in [0, 180]")
         require(0 <= self.translation < 1, self, "translation", "a fraction in [0, 1)")
         require(0 <= self.shear < 1, self, "shear", "a factor in [0, 1)")
+        require(0 <= self.zoom < 1, self, "zoom", "a fraction in [0, 1)")
         require(self.validation_size >= 1, self, "validation_size", "a whole number >= 1")
 
 

@@ -136,18 +136,18 @@ class MnistHyperModel(keras_tuner.HyperModel):
         seed: Seeds the shuffle and the augmentation.
         augmented_copy: 1: each epoch is the originals plus an augmented copy;
             0: the originals alone.
-        rotation, translation, shear: The augmentation's strengths.
+        rotation, translation, shear, zoom: The augmentation's strengths.
     """
 
     def __init__(self, epochs: int = DEFAULTS.epochs, seed: int = DEFAULTS.seed,
                  augmented_copy: int = DEFAULTS.augmented_copy,
                  rotation: float = DEFAULTS.rotation, translation: float = DEFAULTS.translation,
-                 shear: float = DEFAULTS.shear, **kwargs):
+                 shear: float = DEFAULTS.shear, zoom: float = DEFAULTS.zoom, **kwargs):
         super().__init__(**kwargs)
         self.epochs = epochs
         self.seed = seed
         self.copies = 1 + augmented_copy
-        self.augment = (pipeline.augmentation(rotation, translation, shear, seed)
+        self.augment = (pipeline.augmentation(rotation, translation, shear, seed, zoom)
                         if augmented_copy else None)
 
     @classmethod
@@ -155,7 +155,7 @@ class MnistHyperModel(keras_tuner.HyperModel):
         """The training recipe of `config`, for `epochs` (default: `config.epochs`)."""
         return cls(epochs=config.epochs if epochs is None else epochs, seed=config.seed,
                    augmented_copy=config.augmented_copy, rotation=config.rotation,
-                   translation=config.translation, shear=config.shear)
+                   translation=config.translation, shear=config.shear, zoom=config.zoom)
 
     def build(self, hp):
         return build_model(hp)

@@ -16,24 +16,28 @@ from keras import layers
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def augmentation(rotation: float, translation: float, shear: float, seed: int) -> keras.Sequential:
-    """Random rotation, translation and shear, filling with black (MNIST's background).
+def augmentation(rotation: float, translation: float, shear: float, seed: int,
+                 zoom: float = 0.0) -> keras.Sequential:
+    """Random rotation, translation, shear and zoom, filling with black (MNIST's background).
 
     Args:
         rotation: Maximum rotation in degrees, either way.
         translation: Maximum shift as a fraction of the image size, both axes.
         shear: Maximum shear factor, both axes.
-        seed: Seeds the three layers.
+        seed: Seeds the layers.
+        zoom: Maximum zoom in or out as a fraction of the size, both axes
+            together (0: no zoom layer at all).
     """
     black = {"fill_mode": "constant", "fill_value": 0.0}
-    return keras.Sequential(
-        [
-            layers.RandomRotation(rotation / 360.0, seed=seed, **black),
-            layers.RandomTranslation(translation, translation, seed=seed + 1, **black),
-            layers.RandomShear(shear, shear, seed=seed + 2, **black),
-        ],
-        name="augmentation",
-    )
+    steps = [
+        layers.RandomRotation(rotation / 360.0, seed=seed, **black),
+        layers.RandomTranslation(translation, translation, seed=seed + 1, **black),
+        layers.RandomShear(shear, shear, seed=seed + 2, **black),
+    ]
+    if zoom > 0:
+        # width_factor=None keeps the aspect ratio: a digit grows or shrinks, not stretches.
+        steps.append(layers.RandomZoom(zoom, None, seed=seed + 3, **black))
+    return keras.Sequential(steps, name="augmentation")
 
 
 def training_dataset(

@@ -77,7 +77,9 @@ def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callbac
         EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
         best,
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP)),
+        # Two alternating copies: a kill -9 in the middle of writing one leaves
+        # the other whole to resume from.
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
 
