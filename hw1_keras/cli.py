@@ -15,6 +15,7 @@ import os
 import sys
 
 from hw1_keras.config import add_config_arguments, config_from_args
+from hw1_keras.devices import DeviceConfig
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression.config import RegressionConfig
@@ -22,13 +23,13 @@ from tuning.mnist_settings import (
     DEFAULT_EPOCHS_PER_TRIAL, QUICK_EPOCHS_PER_TRIAL, QUICK_TRIAL_IMAGES, STUDY_NAMES,
     StudySettings, quick_settings,
 )
-from tuning.settings import DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
+from tuning.settings import CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "quick", "accuracy", "resume")  # Of bench mnist.
 # The --tune options of each task, as argparse destinations.
-REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh")
+REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
 
 
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_out(regression)
     _add_tune_arguments(regression)
     add_config_arguments(regression, RegressionConfig)
+    add_config_arguments(regression, DeviceConfig)
 
     mnist = commands.add_parser(
         "mnist", help="train the MNIST CNN, plot what it learned, export SavedModel + ONNX",
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "setting (about 15 minutes in all); other flags still apply")
     _add_mnist_tune_arguments(mnist)
     add_config_arguments(mnist, MnistConfig)
+    add_config_arguments(mnist, DeviceConfig)
 
     predict = commands.add_parser(
         "predict", help="answer from an exported SavedModel",
@@ -88,17 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task's benchmark and print the figures BENCHMARKS.md records, "
                     "then a JSON summary.",
     )
-    bench.add_argument("task", choices=["regression", "mnist", "tune"],
-                       help="which benchmark (tune: regression --tune, about 7 min)")
+    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute"],
+                       help="which benchmark (tune: regression --tune, about 7 min; "
+                            "distribute: mirrored overhead and 2 workers on loopback, "
+                            "needs --data)")
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
     bench.add_argument("--skip-plain", action="store_true",
                        help="regression: skip the slow plain-fit baseline (about 90 s)")
-    bench.add_argument("--data", metavar="NPZ", help="mnist: a local MNIST .npz (required)")
+    bench.add_argument("--data", metavar="NPZ",
+                       help="mnist, distribute: a local MNIST .npz (required)")
     bench.add_argument("--parts", type=_parts, default=["throughput", "quick"],
                        help="mnist: comma-separated parts among throughput,quick,accuracy,"
                             "resume (default: throughput,quick; accuracy takes ~25 min a seed)")
+    bench.add_argument("--cv", choices=CV_KINDS, default="random",
+                       help="tune: the search's folds (default: random)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=4,
                        help="mnist resume part: epochs of the killed run (default: 4)")
     _add_out(bench)
@@ -131,6 +139,9 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
                             "decay 1.3e-3,1.5e-3,1.7e-3 x batch 50,100")
     group.add_argument("--fresh", action="store_true", default=None,
                        help="delete an earlier search in --out and start over (default: resume)")
+    group.add_argument("--cv", choices=CV_KINDS, default=None,
+                       help="folds: random (default), or contiguous stretches of x, which "
+                            "score how a model bridges gaps like the data's dark intervals")
 
 
 def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -257,32 +268,45 @@ def _import_tensorflow_quietly() -> None:
         os.close(devnull)
 
 
+def _device(args: argparse.Namespace, tune: bool) -> DeviceConfig:
+    """The device flags; a search runs its trials one per device, so no --distribute."""
+    device = config_from_args(DeviceConfig, args)
+    if tune and device.distribute in ("mirrored", "multiworker"):
+        raise InputError(
+            f"--distribute {device.distribute} applies to a plain run; a search spreads its "
+            f"trials over machines with KerasTuner's chief/worker mode instead (see the "
+            f"README's 'Distributed tuning')")
+    return device
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
         settings = _tune_settings(args)
+        device = _device(args, settings is not None)
         _import_tensorflow_quietly()
         if settings is not None:
             from tuning.regression import tune
 
-            tune(config, settings, args.out)
+            tune(config, settings, args.out, device)
             return 0
         from hw1_keras.regression.train import run
 
-        run(config, args.out)
+        run(config, args.out, device)
         return 0
     if args.command == "mnist":
         config = config_from_args(MnistConfig, args, quick_preset() if args.quick else None)
         settings = _study_settings(args)
+        device = _device(args, settings is not None)
         _import_tensorflow_quietly()
         if settings is not None:
             from tuning.mnist_studies import tune as tune_mnist
 
-            tune_mnist(config, settings, args.out)
+            tune_mnist(config, settings, args.out, device)
             return 0
         from hw1_keras.mnist.train import run as run_mnist
 
-        run_mnist(config, args.out)
+        run_mnist(config, args.out, device)
         return 0
     if args.command == "predict":
         _import_tensorflow_quietly()
@@ -295,6 +319,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             from hw1_keras.bench_regression import main as bench_main
         elif args.task == "tune":
             from tuning.bench import main as bench_main
+        elif args.task == "distribute":
+            from hw1_keras.bench_distribute import main as bench_main
         else:
             from hw1_keras.bench_mnist import main as bench_main
         results = bench_main(args)

@@ -139,7 +139,9 @@ class MultiStepTrainer(keras.Model):
             # A sum over problems when there are several: each one's gradient is
             # then that problem's alone.
             loss = tf.reduce_sum(data_loss) + self.penalty()
-        self.optimizer.apply(tape.gradient(loss, variables), variables)
+            # Identity, except under mixed precision: the loss-scale optimizer's scale.
+            scaled = self.optimizer.scale_loss(loss)
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.loss_tracker.update_state(loss)
         self.track_data_loss(data_loss)
 

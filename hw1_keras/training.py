@@ -64,3 +64,30 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """A non-chief worker's backup: resumes from the chief's, saves into scratch.
+
+    Under `MultiWorkerMirroredStrategy` every worker must save when the chief
+    does (saving can create variables, which is a collective step), but only
+    the chief's copy may land in the run folder. Every worker must be able to
+    read the chief's backup folder, as with Keras' own multi-worker recipe;
+    resuming from it puts each worker at the chief's epoch, with the chief's
+    weights, which are its own too.
+
+    Args:
+        chief_backup_dir: The chief's backup folder, read at the start.
+        scratch_backup_dir: Where this worker's own saves go.
+    """
+
+    def __init__(self, chief_backup_dir: str, scratch_backup_dir: str):
+        super().__init__(scratch_backup_dir, double_checkpoint=True)
+        self.chief = keras.callbacks.BackupAndRestore(chief_backup_dir, double_checkpoint=True)
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.chief.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        self.chief.on_train_begin(logs)

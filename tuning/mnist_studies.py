@@ -34,6 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from hw1_keras import devices
 from hw1_keras import plots
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
@@ -435,13 +436,17 @@ def summary_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tune(config: MnistConfig, settings: StudySettings, out: str | None = None) -> dict:
+def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
+         device: devices.DeviceConfig | None = None) -> dict:
     """Runs the studies, then retrains and exports the best setting like a plain run.
 
     Returns:
         The retrained winner's metrics (as `metrics.json`), with `run_dir`.
     """
     started = time.perf_counter()
+    # Trials run one at a time on one device each; the device policy (precision,
+    # XLA) applies to them and to the winner's final training alike.
+    runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "mnist")
     summary, run_dir, data = search(config, settings, out)
     winner = summary["winner"]
     retrain = apply_setting(config, mnist_settings.study(winner["study"]), winner["value"])
@@ -449,4 +454,5 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None) -
           f"{winner['best']:.2%}; retraining it for {_epochs(config.epochs)}", flush=True)
     tuning = {"winner": {key: winner[key] for key in ("study", "label", "best", "best_epoch")},
               "search_seconds": summary["seconds"], "base_config": to_dict(config)}
-    return train_and_export(retrain, run_dir, data, started=started, extra={"tuning": tuning})
+    return train_and_export(retrain, run_dir, data, started=started, runtime=runtime,
+                            extra={"tuning": tuning})

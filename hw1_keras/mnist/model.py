@@ -12,8 +12,10 @@ import math
 
 import keras
 import keras_tuner
+import tensorflow as tf
 from keras import layers
 
+from hw1_keras import devices
 from hw1_keras.mnist import pipeline
 from hw1_keras.mnist.config import DOWNSAMPLING, MnistConfig
 
@@ -56,6 +58,7 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
     batch_norm = hp.Int("batch_norm", 0, 1, default=DEFAULTS.batch_norm)
     downsampling = hp.Choice("downsampling", list(DOWNSAMPLING), default=DEFAULTS.downsampling)
 
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = layers.Rescaling(1.0 / (255.0 * MNIST_STD), offset=-MNIST_MEAN / MNIST_STD,
                          name="normalize")(inputs)
@@ -68,7 +71,10 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
                           use_bias=not batch_norm,  # BN's shift makes a bias redundant.
                           name=f"conv_{index}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"batch_norm_{index}")(x)
+            # Under a strategy with several replicas, statistics over the global
+            # batch (as on one device), not over each replica's slice of it.
+            x = layers.BatchNormalization(name=f"batch_norm_{index}",
+                                          synchronized=replicated)(x)
         x = layers.ReLU(name=f"relu_{index}")(x)
         if downsampling == "maxpool":
             x = layers.MaxPooling2D(name=f"max_pool_{index}")(x)
@@ -80,15 +86,20 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
                      activation="relu", name="dense")(x)
     x = layers.Dropout(hp.Float("dense_dropout", 0.0, 0.7, default=DEFAULTS.dense_dropout),
                        name="dense_dropout")(x)
-    logits = layers.Dense(10, name="logits")(x)
+    # float32 logits under mixed precision: softmax and the loss need the range.
+    logits = layers.Dense(10, name="logits", dtype="float32")(x)
     model = keras.Model(inputs, logits, name="mnist_cnn")
     compile_model(model, hp, learning_rate=hp.Float(
         "learning_rate", 1e-4, 1e-2, sampling="log", default=DEFAULTS.learning_rate))
     return model
 
 
-def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_rate) -> None:
-    """Compiles with AdamW and label-smoothed cross-entropy on logits."""
+def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_rate,
+                  jit_compile: bool | str = "auto") -> None:
+    """Compiles with AdamW and label-smoothed cross-entropy on logits.
+
+    `jit_compile`: XLA on or off; "auto" is Keras' choice (off on CPU).
+    """
     weight_decay = hp.Float("weight_decay", 0.0, 1e-2, default=DEFAULTS.weight_decay)
     smoothing = hp.Float("label_smoothing", 0.0, 0.2, default=DEFAULTS.label_smoothing)
     model.compile(
@@ -96,6 +107,7 @@ def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_
         # Keras' sparse cross-entropy has no label smoothing; the dense one does.
         loss=SparseSmoothedCrossEntropy(smoothing),
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
 
 
@@ -137,25 +149,31 @@ class MnistHyperModel(keras_tuner.HyperModel):
         augmented_copy: 1: each epoch is the originals plus an augmented copy;
             0: the originals alone.
         rotation, translation, shear, zoom: The augmentation's strengths.
+        jit_compile: XLA for the training step: True, False or "auto"
+            (Keras' choice, off on CPU).
     """
 
     def __init__(self, epochs: int = DEFAULTS.epochs, seed: int = DEFAULTS.seed,
                  augmented_copy: int = DEFAULTS.augmented_copy,
                  rotation: float = DEFAULTS.rotation, translation: float = DEFAULTS.translation,
-                 shear: float = DEFAULTS.shear, zoom: float = DEFAULTS.zoom, **kwargs):
+                 shear: float = DEFAULTS.shear, zoom: float = DEFAULTS.zoom,
+                 jit_compile: bool | str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.epochs = epochs
+        self.jit_compile = jit_compile
         self.seed = seed
         self.copies = 1 + augmented_copy
         self.augment = (pipeline.augmentation(rotation, translation, shear, seed, zoom)
                         if augmented_copy else None)
 
     @classmethod
-    def from_config(cls, config: MnistConfig, epochs: int | None = None) -> MnistHyperModel:
+    def from_config(cls, config: MnistConfig, epochs: int | None = None,
+                    jit_compile: bool | str = "auto") -> MnistHyperModel:
         """The training recipe of `config`, for `epochs` (default: `config.epochs`)."""
         return cls(epochs=config.epochs if epochs is None else epochs, seed=config.seed,
                    augmented_copy=config.augmented_copy, rotation=config.rotation,
-                   translation=config.translation, shear=config.shear, zoom=config.zoom)
+                   translation=config.translation, shear=config.shear, zoom=config.zoom,
+                   jit_compile=jit_compile)
 
     def build(self, hp):
         return build_model(hp)
@@ -168,9 +186,11 @@ class MnistHyperModel(keras_tuner.HyperModel):
                                           augment=self.augment, copies=self.copies)
         steps_per_epoch = math.ceil(self.copies * len(x) / batch_size)
         peak = hp.get("learning_rate")
-        compile_model(model, hp, learning_rate_schedule(peak, steps_per_epoch, self.epochs))
+        compile_model(model, hp, learning_rate_schedule(peak, steps_per_epoch, self.epochs),
+                      self.jit_compile)
         if validation_data is not None:
             validation_data = pipeline.evaluation_dataset(*validation_data)
+        devices.prepare_fit(model, train)
         return model.fit(train, epochs=self.epochs, validation_data=validation_data,
                          callbacks=callbacks, verbose=verbose,
                          shuffle=False,  # The pipeline shuffles every epoch.

@@ -28,7 +28,8 @@ def augmentation(rotation: float, translation: float, shear: float, seed: int,
         zoom: Maximum zoom in or out as a fraction of the size, both axes
             together (0: no zoom layer at all).
     """
-    black = {"fill_mode": "constant", "fill_value": 0.0}
+    # float32 even under a mixed-precision policy: tf.data runs on the CPU.
+    black = {"fill_mode": "constant", "fill_value": 0.0, "dtype": "float32"}
     steps = [
         layers.RandomRotation(rotation / 360.0, seed=seed, **black),
         layers.RandomTranslation(translation, translation, seed=seed + 1, **black),

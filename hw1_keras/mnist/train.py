@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import plots
+from hw1_keras import devices, plots
 from hw1_keras.config import to_dict
 from hw1_keras.export import export_onnx, export_saved_model
 from hw1_keras.mnist import data as mnist_data
@@ -20,7 +23,7 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.runs import make_run_dir, write_json
-from hw1_keras.training import EpochTimer, seed_everything
+from hw1_keras.training import EpochTimer, WorkerBackupAndRestore, seed_everything
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -62,7 +65,14 @@ def read_log(path: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
 
 
-def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callback]:
+def _callbacks(run_dir: Path, resumed_log: dict,
+               chief_dir: Path | None = None) -> list[keras.callbacks.Callback]:
+    """The run's callbacks, writing into `run_dir`.
+
+    `chief_dir`: on a multi-worker run's other workers, the chief's run folder;
+    they write into a scratch `run_dir` but resume from the chief's backup
+    (they must save when the chief does, see `WorkerBackupAndRestore`).
+    """
     best = keras.callbacks.ModelCheckpoint(
         run_dir / BEST, monitor="val_accuracy", mode="max", save_best_only=True,
         save_weights_only=True,
@@ -79,7 +89,9 @@ def _callbacks(run_dir: Path, resumed_log: dict) -> list[keras.callbacks.Callbac
         best,
         # Two alternating copies: a kill -9 in the middle of writing one leaves
         # the other whole to resume from.
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True),
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True)
+        if chief_dir is None
+        else WorkerBackupAndRestore(str(chief_dir / BACKUP), str(run_dir / BACKUP)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
 
@@ -103,24 +115,45 @@ def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict
     }
 
 
-def run(config: MnistConfig, out: str | None = None) -> dict:
+def run(config: MnistConfig, out: str | None = None,
+        device: devices.DeviceConfig | None = None) -> dict:
     """Trains, evaluates, plots and exports one MNIST run; resumes an interrupted one.
 
     Rerunning with the same `out` after an interruption (Ctrl-C, `kill -9`)
     continues from the last finished epoch: `BackupAndRestore` restores the
     weights, the optimizer and the epoch counter.
 
+    Args:
+        config: The run's configuration.
+        out: The run folder (default: a new one under `runs/`).
+        device: Hardware settings (default: `DeviceConfig()`, which picks).
+
     Returns:
-        The metrics written to `metrics.json`, with `run_dir` added.
+        The metrics written to `metrics.json`, with `run_dir` added (for a
+        multi-worker run's other workers, which write nothing: `{}`).
     """
     started = time.perf_counter()
+    runtime = devices.setup(device or devices.DeviceConfig(), "mnist")
+    devices.check_batch(config.batch_size, runtime.policy)
     data = mnist_data.load(config.data, config.validation_size, config.seed)
+    if not runtime.is_chief:
+        # Every worker trains; only the chief keeps results. The others write
+        # their logs into scratch and resume from the chief's backup.
+        scratch = Path(tempfile.mkdtemp(prefix="hw1-worker-"))
+        try:
+            train_and_export(config, scratch, data, started=started, runtime=runtime,
+                             chief_dir=Path(out) if out else None)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return {}
     run_dir = make_run_dir(out, "mnist")
-    return train_and_export(config, run_dir, data, started=started)
+    return train_and_export(config, run_dir, data, started=started, runtime=runtime)
 
 
 def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist, *,
-                     started: float, extra: dict | None = None) -> dict:
+                     started: float, extra: dict | None = None,
+                     runtime: devices.Runtime | None = None,
+                     chief_dir: Path | None = None) -> dict:
     """Trains `config` on `data`, then evaluates, plots and exports into `run_dir`.
 
     The one path to a finished run, for a plain run and for the best setting
@@ -133,6 +166,9 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         started: `time.perf_counter()` at the start of the run, for
             `total_seconds`.
         extra: More entries for `metrics.json` (e.g. a search's summary).
+        runtime: Where to train (default: here, on one device).
+        chief_dir: Set on a multi-worker run's other workers: they train,
+            then stop without evaluating or writing anything else.
 
     Returns:
         The metrics written to `metrics.json`, with `run_dir` added.
@@ -146,14 +182,22 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     write_json(run_dir / "config.json", to_dict(config))
 
     seed_everything(config.seed)
-    hypermodel = MnistHyperModel.from_config(config)
+    hypermodel = MnistHyperModel.from_config(
+        config, jit_compile=runtime.policy.jit if runtime is not None else "auto")
     hp = hyperparameters(config)
-    model = hypermodel.build(hp)
-    hypermodel.fit(hp, model, data.x_train, data.y_train,
-                   validation_data=(data.x_val, data.y_val),
-                   callbacks=_callbacks(run_dir, resumed_log),
-                   # A live bar on a terminal; one line per epoch in logs and CI.
-                   verbose=1 if sys.stdout.isatty() else 2)
+    with runtime.strategy.scope() if runtime is not None else contextlib.nullcontext():
+        model = hypermodel.build(hp)
+        hypermodel.fit(hp, model, data.x_train, data.y_train,
+                       validation_data=(data.x_val, data.y_val),
+                       callbacks=_callbacks(run_dir, resumed_log, chief_dir),
+                       # A live bar on a terminal; one line per epoch in logs and CI.
+                       verbose=1 if sys.stdout.isatty() else 2)
+    if runtime is not None:
+        devices.report_weights(model, runtime)
+    if runtime is not None and not runtime.is_chief:
+        return {}
+    if runtime is not None:
+        model = devices.single_device_copy(model, lambda: hypermodel.build(hp), runtime.policy)
     model.load_weights(run_dir / BEST)  # Model selection on validation, never on test.
 
     log = read_log(run_dir / LOG)
@@ -189,6 +233,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         "onnx_max_abs_diff": onnx_difference,
         "seed": config.seed,
         "config": to_dict(config),
+        **({"device": runtime.record()} if runtime is not None else {}),
         **(extra or {}),
         "total_seconds": time.perf_counter() - started,
     }

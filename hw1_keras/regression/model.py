@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from hw1_keras import devices
 from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
 from hw1_keras.stacked import (
     StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation, steps_per_epoch,
@@ -89,7 +90,8 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
             kernel_regularizer=penalty,
             name=f"hidden_{index}",
         )(hidden)
-    outputs = layers.Dense(1, kernel_regularizer=penalty, name="y")(hidden)
+    # float32 even under a mixed-precision policy: the loss needs the precision.
+    outputs = layers.Dense(1, kernel_regularizer=penalty, name="y", dtype="float32")(hidden)
     model = keras.Model(inputs, outputs, name="regression_mlp")
 
     learning_rate = hp.Float("learning_rate", 1e-5, 1e-1, sampling="log",
@@ -147,13 +149,15 @@ class RegressionHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, x, y, validation_data=None, callbacks=None, verbose=0,
             **kwargs):
-        """Trains `model` in place; returns the Keras `History`."""
+        """Trains `model` in place; returns the Keras `History`.
+
+        Under a `tf.distribute` strategy (build and fit `model` in its scope),
+        each mini-batch is split over the replicas by Keras' own `fit`, with
+        the same mini-batches and one compiled call per block all the same.
+        """
         epochs, batch_size = self.schedule(hp)
         batch_size = min(batch_size, len(x))
         block = epochs_per_call(epochs, self.log_every)
-        trainer = MultiStepTrainer(model)
-        trainer.compile(optimizer=model.optimizer,
-                        jit_compile=self.use_xla(epochs * steps_per_epoch(len(x), batch_size)))
         blocks = epoch_blocks(
             np.asarray(x, np.float32), np.asarray(y, np.float32),
             batch_size=batch_size,
@@ -166,6 +170,14 @@ class RegressionHyperModel(keras_tuner.HyperModel):
                 tf.data.Dataset.from_tensor_slices(validation_data)
                 .batch(VALIDATION_BATCH).cache()
             )
+        if tf.distribute.has_strategy():
+            return self._fit_replicated(model, blocks, block * steps_per_epoch(len(x), batch_size),
+                                        epochs=math.ceil(epochs / block),
+                                        validation_data=validation_data,
+                                        callbacks=callbacks, verbose=verbose, **kwargs)
+        trainer = MultiStepTrainer(model)
+        trainer.compile(optimizer=model.optimizer,
+                        jit_compile=self.use_xla(epochs * steps_per_epoch(len(x), batch_size)))
         return trainer.fit(
             blocks,
             epochs=math.ceil(epochs / block),
@@ -176,6 +188,24 @@ class RegressionHyperModel(keras_tuner.HyperModel):
             verbose=verbose,
             **kwargs,
         )
+
+    def _fit_replicated(self, model, blocks, steps_per_block, *, epochs, **kwargs):
+        """`fit` under a strategy: Keras' own step, which splits batches over replicas.
+
+        The multi-step loop cannot be replicated (a strategy would split its
+        blocks' first axis, the steps, instead of each mini-batch), so each
+        block is unrolled into its mini-batches, one Keras epoch per block.
+        Padding rows keep their zero sample weight. One step per call: with
+        Keras 3.15 / TF 2.21, `steps_per_execution` > 1 under MirroredStrategy
+        fails ("You must feed a value for placeholder tensor").
+        """
+        batches = blocks.flat_map(
+            lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws)))
+        model.compile(optimizer=model.optimizer, loss="mse", metrics=["mse"],
+                      jit_compile=False)
+        devices.prepare_fit(model, batches)
+        return model.fit(batches, epochs=epochs, steps_per_epoch=steps_per_block,
+                         shuffle=False, **kwargs)
 
     def fit_folds(self, hp, models, x, y, folds, callbacks=None, verbose=0) -> list[dict]:
         """Trains the k models of a k-fold cross-validation at once; see `hw1_keras.stacked`.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import plots
+from hw1_keras import devices, plots
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.export import export_saved_model
@@ -63,7 +64,7 @@ def noise_floor(test) -> dict:
 
 
 def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
-                jit_compile: bool = True):
+                jit_compile: bool = True, runtime: devices.Runtime | None = None):
     """Builds and trains the configured model.
 
     Args:
@@ -72,22 +73,35 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
         test: Test split, used only to log the test MSE on the learning curve;
             it never steers training (no early stopping, no selection).
         verbose: Print a progress line every few seconds.
-        jit_compile: XLA-compile the multi-step training loop.
+        jit_compile: XLA-compile the training loop (the runtime's policy
+            decides instead when a runtime is given).
+        runtime: Where to train (`hw1_keras.devices.setup`); default: here,
+            on one device.
 
     Returns:
-        `(model, history, seconds)`.
+        `(model, history, seconds)`: under a strategy, `model` is a
+        single-device float32 copy of the trained one.
     """
     seed_everything(config.seed)
+    if runtime is not None:
+        jit_compile = runtime.policy.jit
+        devices.check_batch(min(config.batch_size, len(train)), runtime.policy)
     hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
                                       seed=config.seed, jit_compile=jit_compile)
     hp = hyperparameters(config)
-    model = hypermodel.build(hp)
     block = epochs_per_call(config.epochs, config.log_every)
     callbacks = [ProgressLine(config.epochs, block)] if verbose else []
-    start = time.perf_counter()
-    history = hypermodel.fit(hp, model, train.x, train.y,
-                             validation_data=(test.x, test.y), callbacks=callbacks)
-    return model, history, time.perf_counter() - start
+    scope = runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
+    with scope:
+        model = hypermodel.build(hp)
+        start = time.perf_counter()
+        history = hypermodel.fit(hp, model, train.x, train.y,
+                                 validation_data=(test.x, test.y), callbacks=callbacks)
+    seconds = time.perf_counter() - start
+    if runtime is not None:
+        devices.report_weights(model, runtime)
+        model = devices.single_device_copy(model, lambda: hypermodel.build(hp), runtime.policy)
+    return model, history, seconds
 
 
 def plot_fit(model, train, test, gaps, path, *, embedded: bool) -> Path:
@@ -137,7 +151,8 @@ def load_data(config: RegressionConfig) -> tuple:
     return train, test, gaps, embedded
 
 
-def run(config: RegressionConfig, out: str | None = None) -> dict:
+def run(config: RegressionConfig, out: str | None = None,
+        device: devices.DeviceConfig | None = None) -> dict:
     """Trains, evaluates, plots and exports one regression run.
 
     Every input is validated before the run folder is touched, so a bad flag or
@@ -146,19 +161,29 @@ def run(config: RegressionConfig, out: str | None = None) -> dict:
     Args:
         config: The run's configuration.
         out: The run folder (default: a new one under `runs/`).
+        device: Hardware settings (default: `DeviceConfig()`, which picks).
 
     Returns:
-        The metrics written to `metrics.json`, with `run_dir` added.
+        The metrics written to `metrics.json`, with `run_dir` added (for a
+        multi-worker run's other workers, which write nothing: `{}`).
     """
     started = time.perf_counter()
+    runtime = devices.setup(device or devices.DeviceConfig(), "regression")
     train, test, gaps, embedded = load_data(config)
+    devices.check_batch(min(config.batch_size, len(train)), runtime.policy)
+    if not runtime.is_chief:
+        # Every worker takes part in training; only the chief writes results.
+        train_model(config, train, test, runtime=runtime)
+        return {}
     run_dir = make_run_dir(out, "regression")
     print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
-    return train_and_export(config, run_dir, (train, test, gaps, embedded), started=started)
+    return train_and_export(config, run_dir, (train, test, gaps, embedded), started=started,
+                            runtime=runtime)
 
 
 def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
-                     started: float, extra: dict | None = None) -> dict:
+                     started: float, extra: dict | None = None,
+                     runtime: devices.Runtime | None = None) -> dict:
     """Trains `config` on all the training data, then writes the run folder's files.
 
     The one path to a finished run, for a plain run and for the winner of a
@@ -171,12 +196,13 @@ def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
         started: `time.perf_counter()` at the start of the run, for
             `total_seconds`.
         extra: More entries for `metrics.json` (e.g. a search's summary).
+        runtime: Where to train (default: here, on one device).
 
     Returns:
         The metrics written to `metrics.json`, with `run_dir` added.
     """
     train, test, gaps, embedded = data
-    model, history, seconds = train_model(config, train, test)
+    model, history, seconds = train_model(config, train, test, runtime=runtime)
     if not np.isfinite(history.history["loss"][-1]):
         raise InputError(
             f"training diverged (loss {history.history['loss'][-1]}) with --lr "
@@ -192,10 +218,14 @@ def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
         "gaps": gaps,
         "parameters": model.count_params(),
         "train_seconds": seconds,
-        "optimizer_steps": int(model.optimizer.iterations.numpy()),
+        "optimizer_steps": int(history.model.optimizer.iterations.numpy()),
+        # Per logged block of epochs: the learning curve behind loss.png.
+        "history": {key: [float(v) for v in values]
+                    for key, values in history.history.items()},
         "seed": config.seed,
         "data": "embedded" if embedded else {"train": config.train, "test": config.test},
         "config": to_dict(config),
+        **({"device": runtime.record()} if runtime is not None else {}),
         **(extra or {}),
     }
 

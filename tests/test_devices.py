@@ -1,0 +1,186 @@
+"""Device policy, strategies and the multi-worker path, all testable without a GPU.
+
+The policy is a pure function of device lists, so GPU machines are mocked by
+name. Runs that split the CPU into logical devices or start workers need fresh
+processes (TensorFlow fixes its devices when it starts), so they go through
+`python run.py` like a user.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from hw1_keras import cluster
+from hw1_keras.devices import DeviceConfig, Policy, check_batch, choose_policy, read_tf_config
+from hw1_keras.errors import InputError
+
+CPU = ["/device:CPU:0"]
+ONE_GPU = ["/device:GPU:0"]
+TWO_GPUS = ["/device:GPU:0", "/device:GPU:1"]
+TWO_WORKERS = {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+# Loss curves of a replicated run and a one-device run differ by float
+# summation order only (measured: ~2e-7 relative over 200 epochs).
+CURVE_RTOL = 1e-4
+
+
+def policy(task, gpus, **settings) -> Policy:
+    return choose_policy(DeviceConfig(**settings), task, gpus=gpus, cpus=CPU,
+                         tf_config=TWO_WORKERS if settings.get("distribute") == "multiworker"
+                         else None)
+
+
+def test_cpu_trains_in_float32_without_a_strategy():
+    for task in ("regression", "mnist"):
+        chosen = policy(task, [])
+        assert (chosen.device_type, chosen.strategy, chosen.replicas, chosen.precision) == (
+            "CPU", "none", 1, "float32")
+    # XLA: measured slower for the CNN on CPU, ~4x faster for the regression's loop.
+    assert not policy("mnist", []).jit
+    assert policy("regression", []).jit
+
+
+def test_one_gpu_gets_mixed_precision_and_xla_for_the_cnn():
+    chosen = policy("mnist", ONE_GPU)
+    assert (chosen.device_type, chosen.strategy, chosen.precision, chosen.jit) == (
+        "GPU", "none", "mixed_float16", True)
+    assert policy("regression", ONE_GPU).precision == "float32"  # Tiny MLP: no gain.
+
+
+def test_several_gpus_are_mirrored_automatically():
+    chosen = policy("mnist", TWO_GPUS)
+    assert chosen.strategy == "mirrored" and chosen.replicas == 2
+    assert chosen.devices == tuple(TWO_GPUS)
+    assert policy("mnist", TWO_GPUS, distribute="none").replicas == 1
+
+
+def test_overrides_win_over_auto():
+    chosen = policy("mnist", ONE_GPU, precision="float32", jit="off")
+    assert (chosen.precision, chosen.jit) == ("float32", False)
+    assert policy("mnist", [], precision="mixed", jit="on").precision == "mixed_float16"
+    # Replicated, the regression uses Keras' own step, which runs without XLA.
+    assert not policy("regression", [], distribute="mirrored").jit
+
+
+def test_multiworker_counts_workers_and_needs_tf_config():
+    chosen = policy("regression", [], distribute="multiworker")
+    assert (chosen.workers, chosen.replicas) == (2, 2)
+    with pytest.raises(InputError, match="TF_CONFIG"):
+        choose_policy(DeviceConfig(distribute="multiworker"), "mnist", [], CPU, None)
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"cluster": {}}',
+                                  '{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps"}}'])
+def test_a_malformed_tf_config_is_one_clear_error(text):
+    with pytest.raises(InputError, match="TF_CONFIG is not valid"):
+        read_tf_config({"TF_CONFIG": text})
+    assert read_tf_config({}) is None
+
+
+def test_the_global_batch_must_split_evenly_over_replicas():
+    three = Policy("GPU", ("a", "b", "c"), "mirrored", 1, "float32", False)
+    assert check_batch(129, three) == 43
+    with pytest.raises(InputError, match="--batch-size 128 does not split evenly over 3 "
+                                         "replicas; use a multiple of 3, e.g. 129"):
+        check_batch(128, three)
+
+
+@pytest.mark.parametrize("settings, flag", [
+    (dict(precision="half"), "--precision"), (dict(jit="yes"), "--jit"),
+    (dict(distribute="horovod"), "--distribute"), (dict(cpu_devices=0), "--cpu-devices")])
+def test_bad_device_settings_name_their_flag(settings, flag):
+    with pytest.raises(InputError, match=flag):
+        DeviceConfig(**settings)
+
+
+def test_cli_rejects_a_batch_that_does_not_split_before_writing(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("regression", "--batch-size", "51", "--distribute", "mirrored",
+                 "--cpu-devices", "2", "--out", out)
+    assert result.returncode == 2
+    assert "--batch-size 51 does not split evenly over 2 replicas" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_cli_refuses_distribute_with_tune(cli):
+    result = cli("mnist", "--tune", "--distribute", "mirrored")
+    assert result.returncode == 2 and "KerasTuner's chief/worker mode" in result.stderr
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_path):
+    common = ["regression", "--epochs", "40", "--log-every", "20"]
+    mirrored = cli(*common, "--distribute", "mirrored", "--cpu-devices", "2",
+                   "--out", tmp_path / "mirrored")
+    assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+    assert "strategy mirrored, 2 replica(s)" in mirrored.stdout
+    single = cli(*common, "--out", tmp_path / "single")
+    assert single.returncode == 0, single.stderr[-2000:]
+    replicated, alone = _metrics(tmp_path / "mirrored"), _metrics(tmp_path / "single")
+    assert replicated["device"]["replicas"] == 2 and replicated["device"]["strategy"] == "mirrored"
+    assert alone["device"]["strategy"] == "none"
+    np.testing.assert_allclose(replicated["history"]["loss"], alone["history"]["loss"],
+                               rtol=CURVE_RTOL)
+    assert (tmp_path / "mirrored" / "saved_model" / "saved_model.pb").exists()
+
+
+def test_mnist_mirrored_over_two_logical_cpus_exports_a_plain_model(cli, tmp_path, small_npz):
+    out = tmp_path / "run"
+    result = cli("mnist", "--data", small_npz, "--validation-size", "200", "--dense-units", "64",
+                 "--epochs", "1", "--distribute", "mirrored", "--cpu-devices", "2", "--out", out,
+                 timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = _metrics(out)
+    assert metrics["device"]["replicas"] == 2 and metrics["epochs"] == 1
+    # The export is the single-device float32 model: it answers in a fresh process.
+    image = np.load(small_npz)["x_test"][:1]
+    check = cli("predict", "--model", out / "saved_model", *_pngs(tmp_path, image))
+    assert check.returncode == 0, check.stderr[-2000:]
+    assert check.stdout.count("(") == 1
+
+
+def _pngs(folder, images):
+    from PIL import Image
+
+    paths = []
+    for index, image in enumerate(images):
+        path = folder / f"digit{index}.png"
+        Image.fromarray(image).save(path)
+        paths.append(str(path))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def small_npz(tmp_path_factory, mnist_file):
+    path = tmp_path_factory.mktemp("mnist") / "small.npz"
+    with np.load(mnist_file) as archive:
+        np.savez(path, x_train=archive["x_train"][:1200], y_train=archive["y_train"][:1200],
+                 x_test=archive["x_test"][:300], y_test=archive["y_test"][:300])
+    return str(path)
+
+
+def test_two_workers_on_loopback_train_as_one(cli, tmp_path):
+    common = ["regression", "--epochs", "200", "--log-every", "100"]
+    outs = [str(tmp_path / "chief"), str(tmp_path / "worker1")]
+    workers = cluster.run_workers(common, count=2, timeout=110, outs=outs)
+    for worker in workers:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+    # The chief alone writes; both end with bit-identical weights.
+    assert (tmp_path / "chief" / "metrics.json").exists()
+    assert not (tmp_path / "worker1").exists()
+    assert workers[0].fingerprint is not None
+    assert workers[0].fingerprint == workers[1].fingerprint
+    metrics = _metrics(tmp_path / "chief")
+    assert metrics["device"]["strategy"] == "multiworker" and metrics["device"]["replicas"] == 2
+    # Same global batch and seed in one process: the same loss curve.
+    single = cli(*common, "--out", tmp_path / "single")
+    assert single.returncode == 0, single.stderr[-2000:]
+    np.testing.assert_allclose(metrics["history"]["loss"],
+                               _metrics(tmp_path / "single")["history"]["loss"],
+                               rtol=CURVE_RTOL)
