@@ -90,6 +90,8 @@ def test_more_folds_than_training_points(tmp_path, capsys):
     (["--tune", "--folds", "1"], ["--folds", "'1'", ">= 2"]),
     (["--tune", "--trials", "-1"], ["--trials", "'-1'", ">= 0"]),
     (["--tune", "--folds", "five"], ["--folds", "'five'"]),
+    (["--tune", "--cv", "blocked"], ["--cv", "'blocked'", "contiguous"]),
+    (["--cv", "contiguous"], ["--cv applies to a search"]),
 ])
 def test_bad_tune_flags_are_one_line_errors(cli, argv, fragments):
     result = cli("regression", *argv)
@@ -99,7 +101,7 @@ def test_bad_tune_flags_are_one_line_errors(cli, argv, fragments):
 
 def test_help_lists_the_tune_flags(cli):
     result = cli("regression", "--help")
-    for flag in ("--tune", "--trials", "--folds", "--homework-grid", "--fresh"):
+    for flag in ("--tune", "--trials", "--folds", "--homework-grid", "--fresh", "--cv"):
         assert flag in result.stdout
 
 

@@ -91,6 +91,19 @@ def test_kfold_indices_partition_the_samples_the_same_way_every_time():
     assert any(set(a[1]) != set(b[1]) for a, b in zip(folds, other))
 
 
+def test_contiguous_folds_hold_out_stretches_of_x():
+    x = np.random.default_rng(0).uniform(-5, 5, (50, 1))
+    folds = kfold_indices(50, 5, seed=0, order_by=x)
+    ranges = [(x[valid, 0].min(), x[valid, 0].max()) for _, valid in folds]
+    # Stretches in order, none overlapping: every validation point's neighbours
+    # on one side at least are held out with it.
+    assert all(high < next_low for (_, high), (next_low, _) in zip(ranges, ranges[1:]))
+    for train, valid in folds:
+        low, high = x[valid, 0].min(), x[valid, 0].max()
+        assert not ((x[train, 0] >= low) & (x[train, 0] <= high)).any()
+    assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(50))
+
+
 @pytest.mark.parametrize("folds, count, fragment", [
     (1, 10, ">= 2"), (0, 10, ">= 2"), (11, 10, "more folds than the 10 samples"),
 ])

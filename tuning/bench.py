@@ -61,11 +61,11 @@ def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: b
     return seconds, float(np.mean(bests)), bests
 
 
-def tune_end_to_end(out: Path) -> float:
-    """`python run.py regression --tune --out OUT` in a fresh process; its seconds."""
+def tune_end_to_end(out: Path, cv: str = "random") -> float:
+    """`python run.py regression --tune --cv CV --out OUT` in a fresh process; its seconds."""
     start = time.perf_counter()
     subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression", "--tune",
-                    "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+                    "--cv", cv, "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -100,10 +100,10 @@ def main(args) -> dict:
 
     with tempfile.TemporaryDirectory() as folder:
         out = Path(args.out) if args.out else Path(folder) / "tune"
-        seconds = tune_end_to_end(out)
+        seconds = tune_end_to_end(out, args.cv)
         summary = json.loads((out / "tuning.json").read_text())
     winner = summary["winner"]
-    _row("python run.py regression --tune, end to end", f"{seconds:.0f} s")
+    _row(f"python run.py regression --tune --cv {args.cv}, end to end", f"{seconds:.0f} s")
     for stage in summary["stages"]:
         done = [t for t in stage["trials"] if "seconds" in t]
         _row(f"  {stage['name']}: {len(stage['trials'])} trials x {stage['folds']} folds "

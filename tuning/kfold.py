@@ -39,8 +39,14 @@ from tuning.grid import ResumableGrid
 from tuning.progress import TrialLines
 
 
-def kfold_indices(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def kfold_indices(count: int, folds: int, seed: int,
+                  order_by: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """A seeded split of `count` samples into `folds` folds of near-equal size.
+
+    With `order_by` (one value per sample), each fold is instead a contiguous
+    stretch of those values: fold 0 the smallest, and so on. Validating on a
+    held-out stretch scores how a model fills a gap in the data, which a
+    random split, whose validation points all have training neighbours, cannot.
 
     Returns:
         One `(train_indices, validation_indices)` pair per fold, each sorted;
@@ -51,7 +57,10 @@ def kfold_indices(count: int, folds: int, seed: int) -> list[tuple[np.ndarray, n
         InputError: fewer than 2 folds, or more folds than samples.
     """
     check_folds(folds, count)
-    order = np.random.default_rng(seed).permutation(count)
+    if order_by is not None:
+        order = np.argsort(np.asarray(order_by).reshape(count, -1)[:, 0], kind="stable")
+    else:
+        order = np.random.default_rng(seed).permutation(count)
     parts = [np.sort(part) for part in np.array_split(order, folds)]
     return [(np.sort(np.concatenate(parts[:i] + parts[i + 1:])), parts[i])
             for i in range(folds)]
@@ -90,6 +99,8 @@ class CrossValidated(TrialLines):
 
     Args:
         folds: k, the number of folds (>= 2).
+        contiguous: Folds are contiguous stretches of the first input column
+            instead of a random split (see `kfold_indices`).
         fold_seed: Seeds the split (identical for every trial) and the models:
             fold i's model is built right after `keras.utils.set_random_seed(
             fold_seed + i)`, so trials differ only in their hyperparameters and
@@ -100,9 +111,11 @@ class CrossValidated(TrialLines):
             "val_mse").
     """
 
-    def __init__(self, *args, folds: int = 5, fold_seed: int = 0, **kwargs):
+    def __init__(self, *args, folds: int = 5, fold_seed: int = 0, contiguous: bool = False,
+                 **kwargs):
         check_folds(folds)
         self.folds = folds
+        self.contiguous = contiguous
         self.fold_seed = fold_seed
         self._results: dict[str, dict] = {}
         super().__init__(*args, **kwargs)
@@ -149,7 +162,8 @@ class CrossValidated(TrialLines):
         hp = trial.hyperparameters
         x = np.asarray(x)
         y = np.asarray(y)
-        folds = kfold_indices(len(x), self.folds, self.fold_seed)
+        folds = kfold_indices(len(x), self.folds, self.fold_seed,
+                              order_by=x if self.contiguous else None)
         keras.backend.clear_session()  # Frees the previous trial's models (runs gc too).
         fit_folds = getattr(self.hypermodel, "fit_folds", None)
         if callable(fit_folds) and not fit_args:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import keras_tuner
 
+from hw1_keras import devices
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
@@ -177,6 +178,7 @@ class Stage:
     epochs: int
     max_trials: int
     max_model_size: int | None = None
+    contiguous: bool = False  # Folds: contiguous stretches of x, or random.
 
 
 def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
@@ -198,6 +200,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
             max_consecutive_failed_trials=stage.max_trials + 1,
             folds=stage.folds,
             fold_seed=config.seed,
+            contiguous=stage.contiguous,
             describe=describe,
             directory=str(project_root),
             project_name=stage.name,
@@ -216,7 +219,8 @@ def default_out(role: str) -> Path:
     return RUNS_ROOT / f"regression-tune{suffix}"
 
 
-def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None) -> dict:
+def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None,
+         device: devices.DeviceConfig | None = None) -> dict:
     """Searches, then trains and exports the winner; see the module doc.
 
     Every input is validated before the run folder is touched.
@@ -235,6 +239,9 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
         distributed worker, `{"run_dir": ...}` only.
     """
     started = time.perf_counter()
+    # Trials run one at a time on one device each; the device policy (precision,
+    # XLA) applies to them and to the winner's final training alike.
+    runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "regression")
     data = load_data(config)
     train = data[0]
     check_folds(settings.folds, len(train))
@@ -255,7 +262,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     if settings.trials:
         stage = Stage("screen", KFoldRandomSearch, screen_space(screen_epochs),
                       settings.screen_folds, screen_epochs, settings.trials,
-                      max_model_size=SCREEN_MAX_PARAMETERS)
+                      max_model_size=SCREEN_MAX_PARAMETERS,
+                      contiguous=settings.cv == "contiguous")
         tuner = _search(stage, len(stages), config, train, tuning_dir, port)
         stages.append((stage, tuner))
         if role != "worker":
@@ -269,7 +277,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
                        train_size=len(train) - len(train) // settings.folds)
     space = grid_space(center, grid, config.epochs)
     stage = Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
-                  grid_size(space))
+                  grid_size(space), contiguous=settings.cv == "contiguous")
     tuner = _search(stage, len(stages), config, train, tuning_dir, port)
     stages.append((stage, tuner))
     if role == "worker":
@@ -281,7 +289,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     print(f"winner: val_mse {summary['winner']['mean']:.4g} ± {summary['winner']['std']:.2g} "
           f"over {settings.folds} folds: {describe(summary['winner']['hyperparameters'])}; "
           f"training it on all {len(train)} points", flush=True)
-    return train_and_export(winner, run_dir, data, started=started, extra={"tuning": {
+    return train_and_export(winner, run_dir, data, started=started, runtime=runtime,
+                            extra={"tuning": {
         "winner_cv_val_mse": summary["winner"]["mean"],
         "winner_cv_val_mse_std": summary["winner"]["std"],
         "search_seconds": summary["seconds"],

@@ -16,6 +16,7 @@ DEFAULT_FOLDS = 5
 # the configured epochs divided by this factor.
 SCREEN_FOLDS = 3
 SCREEN_EPOCH_DIVISOR = 5
+CV_KINDS = ("random", "contiguous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,12 +32,15 @@ class TuneSettings:
             6e-4; weight decay 1.3e-3, 1.5e-3, 1.7e-3; batch 50, 100) instead
             of a grid around stage 1's winner.
         fresh: Delete an earlier search in the run folder instead of resuming.
+        cv: "random" folds, or "contiguous" stretches of x (which score how a
+            model bridges gaps in the data; see `tuning.kfold.kfold_indices`).
     """
 
     trials: int = DEFAULT_TRIALS
     folds: int = DEFAULT_FOLDS
     homework_grid: bool = False
     fresh: bool = False
+    cv: str = "random"
 
     def __post_init__(self):
         if self.trials < 0:
@@ -45,6 +49,8 @@ class TuneSettings:
         if self.folds < 2:
             raise InputError(f"--folds got {self.folds}; k-fold cross-validation needs "
                              "at least 2 folds")
+        if self.cv not in CV_KINDS:
+            raise InputError(f"--cv got {self.cv!r}; expected one of {', '.join(CV_KINDS)}")
 
     @property
     def screen_folds(self) -> int:
@@ -53,4 +59,4 @@ class TuneSettings:
     def identity(self) -> dict:
         """What makes two searches the same search (resuming must not mix them)."""
         return {"trials": self.trials, "folds": self.folds,
-                "homework_grid": self.homework_grid}
+                "homework_grid": self.homework_grid, "cv": self.cv}
