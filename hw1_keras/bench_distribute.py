@@ -51,7 +51,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     config = dataclasses.replace(MnistConfig(), data=data, batch_size=batch_size)
     split = mnist_data.load(config.data, config.validation_size, config.seed)
     augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
-                                    config.seed, config.zoom)
+                                    config.seed, config.zoom, config.elastic)
     dataset = pipeline.training_dataset(split.x_train, split.y_train, batch_size=batch_size,
                                         seed=config.seed, augment=augment)
     strategies = {

@@ -43,7 +43,7 @@ def throughput(config: MnistConfig) -> dict:
     seed_everything(config.seed)
     model = build_model(hyperparameters(config))
     augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
-                                    config.seed, config.zoom)
+                                    config.seed, config.zoom, config.elastic)
     results = {}
     print(f"throughput (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, same model)")
     # Alternate twice so that drift in the machine's speed hits both alike.

@@ -47,6 +47,10 @@ class MnistConfig:
     translation: float = option(0.1, "augmentation: max shift as a fraction of 28 pixels")
     shear: float = option(0.15, "augmentation: max shear factor, both axes")
     zoom: float = option(0.0, "augmentation: max zoom in or out, a fraction of the size")
+    elastic: float = option(
+        0.0, "augmentation: largest elastic displacement in pixels (smooth local "
+        "distortion, Simard et al. 2003); 0: none"
+    )
     validation_size: int = option(12_000, "held out of the 60k training images, stratified")
 
     def __post_init__(self):
@@ -69,6 +73,7 @@ class MnistConfig:
         require(0 <= self.translation < 1, self, "translation", "a fraction in [0, 1)")
         require(0 <= self.shear < 1, self, "shear", "a factor in [0, 1)")
         require(0 <= self.zoom < 1, self, "zoom", "a fraction in [0, 1)")
+        require(0 <= self.elastic <= 5, self, "elastic", "pixels in [0, 5]")
         require(self.validation_size >= 1, self, "validation_size", "a whole number >= 1")
 
 

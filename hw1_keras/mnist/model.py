@@ -148,7 +148,7 @@ class MnistHyperModel(keras_tuner.HyperModel):
         seed: Seeds the shuffle and the augmentation.
         augmented_copy: 1: each epoch is the originals plus an augmented copy;
             0: the originals alone.
-        rotation, translation, shear, zoom: The augmentation's strengths.
+        rotation, translation, shear, zoom, elastic: The augmentation's strengths.
         jit_compile: XLA for the training step: True, False or "auto"
             (Keras' choice, off on CPU).
     """
@@ -157,13 +157,13 @@ class MnistHyperModel(keras_tuner.HyperModel):
                  augmented_copy: int = DEFAULTS.augmented_copy,
                  rotation: float = DEFAULTS.rotation, translation: float = DEFAULTS.translation,
                  shear: float = DEFAULTS.shear, zoom: float = DEFAULTS.zoom,
-                 jit_compile: bool | str = "auto", **kwargs):
+                 elastic: float = DEFAULTS.elastic, jit_compile: bool | str = "auto", **kwargs):
         super().__init__(**kwargs)
         self.epochs = epochs
         self.jit_compile = jit_compile
         self.seed = seed
         self.copies = 1 + augmented_copy
-        self.augment = (pipeline.augmentation(rotation, translation, shear, seed, zoom)
+        self.augment = (pipeline.augmentation(rotation, translation, shear, seed, zoom, elastic)
                         if augmented_copy else None)
 
     @classmethod
@@ -173,7 +173,7 @@ class MnistHyperModel(keras_tuner.HyperModel):
         return cls(epochs=config.epochs if epochs is None else epochs, seed=config.seed,
                    augmented_copy=config.augmented_copy, rotation=config.rotation,
                    translation=config.translation, shear=config.shear, zoom=config.zoom,
-                   jit_compile=jit_compile)
+                   elastic=config.elastic, jit_compile=jit_compile)
 
     def build(self, hp):
         return build_model(hp)

@@ -13,12 +13,14 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from hw1_keras.mnist.elastic import RandomElastic
+
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def augmentation(rotation: float, translation: float, shear: float, seed: int,
-                 zoom: float = 0.0) -> keras.Sequential:
-    """Random rotation, translation, shear and zoom, filling with black (MNIST's background).
+                 zoom: float = 0.0, elastic: float = 0.0) -> keras.Sequential:
+    """Random rotation, translation, shear, zoom and elastic distortion, black fill.
 
     Args:
         rotation: Maximum rotation in degrees, either way.
@@ -27,6 +29,8 @@ def augmentation(rotation: float, translation: float, shear: float, seed: int,
         seed: Seeds the layers.
         zoom: Maximum zoom in or out as a fraction of the size, both axes
             together (0: no zoom layer at all).
+        elastic: Largest elastic displacement in pixels (`RandomElastic`;
+            0: no elastic layer at all).
     """
     # float32 even under a mixed-precision policy: tf.data runs on the CPU.
     black = {"fill_mode": "constant", "fill_value": 0.0, "dtype": "float32"}
@@ -38,6 +42,8 @@ def augmentation(rotation: float, translation: float, shear: float, seed: int,
     if zoom > 0:
         # width_factor=None keeps the aspect ratio: a digit grows or shrinks, not stretches.
         steps.append(layers.RandomZoom(zoom, None, seed=seed + 3, **black))
+    if elastic > 0:
+        steps.append(RandomElastic(elastic, seed=seed + 4, dtype="float32"))
     return keras.Sequential(steps, name="augmentation")
 
 
