@@ -114,18 +114,30 @@ def _metrics(run_dir):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_path):
-    common = ["regression", "--epochs", "40", "--log-every", "20"]
-    mirrored = cli(*common, "--distribute", "mirrored", "--cpu-devices", "2",
+# The regression runs compared: 200 epochs = 400 optimizer steps, 2 logged blocks.
+SHORT_REGRESSION = ["regression", "--epochs", "200", "--log-every", "100"]
+
+
+@pytest.fixture(scope="module")
+def one_device_run(cli, tmp_path_factory):
+    """The short regression in one process on one device: the reference curve."""
+    out = tmp_path_factory.mktemp("single") / "run"
+    result = cli(*SHORT_REGRESSION, "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = _metrics(out)
+    assert metrics["device"]["strategy"] == "none"
+    return metrics
+
+
+def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_path,
+                                                                       one_device_run):
+    mirrored = cli(*SHORT_REGRESSION, "--distribute", "mirrored", "--cpu-devices", "2",
                    "--out", tmp_path / "mirrored")
     assert mirrored.returncode == 0, mirrored.stderr[-2000:]
     assert "strategy mirrored, 2 replica(s)" in mirrored.stdout
-    single = cli(*common, "--out", tmp_path / "single")
-    assert single.returncode == 0, single.stderr[-2000:]
-    replicated, alone = _metrics(tmp_path / "mirrored"), _metrics(tmp_path / "single")
+    replicated = _metrics(tmp_path / "mirrored")
     assert replicated["device"]["replicas"] == 2 and replicated["device"]["strategy"] == "mirrored"
-    assert alone["device"]["strategy"] == "none"
-    np.testing.assert_allclose(replicated["history"]["loss"], alone["history"]["loss"],
+    np.testing.assert_allclose(replicated["history"]["loss"], one_device_run["history"]["loss"],
                                rtol=CURVE_RTOL)
     assert (tmp_path / "mirrored" / "saved_model" / "saved_model.pb").exists()
 
@@ -165,10 +177,9 @@ def small_npz(tmp_path_factory, mnist_file):
     return str(path)
 
 
-def test_two_workers_on_loopback_train_as_one(cli, tmp_path):
-    common = ["regression", "--epochs", "200", "--log-every", "100"]
+def test_two_workers_on_loopback_train_as_one(tmp_path, one_device_run):
     outs = [str(tmp_path / "chief"), str(tmp_path / "worker1")]
-    workers = cluster.run_workers(common, count=2, timeout=110, outs=outs)
+    workers = cluster.run_workers(SHORT_REGRESSION, count=2, timeout=110, outs=outs)
     for worker in workers:
         assert worker.returncode == 0, worker.stderr[-3000:]
     # The chief alone writes; both end with bit-identical weights.
@@ -179,8 +190,5 @@ def test_two_workers_on_loopback_train_as_one(cli, tmp_path):
     metrics = _metrics(tmp_path / "chief")
     assert metrics["device"]["strategy"] == "multiworker" and metrics["device"]["replicas"] == 2
     # Same global batch and seed in one process: the same loss curve.
-    single = cli(*common, "--out", tmp_path / "single")
-    assert single.returncode == 0, single.stderr[-2000:]
-    np.testing.assert_allclose(metrics["history"]["loss"],
-                               _metrics(tmp_path / "single")["history"]["loss"],
+    np.testing.assert_allclose(metrics["history"]["loss"], one_device_run["history"]["loss"],
                                rtol=CURVE_RTOL)
