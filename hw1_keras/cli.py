@@ -105,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--parts", type=_parts, default=["throughput", "quick"],
                        help="mnist: comma-separated parts among throughput,quick,accuracy,"
                             "resume (default: throughput,quick; accuracy takes ~25 min a seed)")
-    bench.add_argument("--cv", choices=CV_KINDS, default="random",
-                       help="tune: the search's folds (default: random)")
+    bench.add_argument("--cv", choices=CV_KINDS, default="contiguous",
+                       help="tune: the search's folds (default: contiguous, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=4,
                        help="mnist resume part: epochs of the killed run (default: 4)")
     _add_out(bench)
@@ -140,8 +140,9 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fresh", action="store_true", default=None,
                        help="delete an earlier search in --out and start over (default: resume)")
     group.add_argument("--cv", choices=CV_KINDS, default=None,
-                       help="folds: random (default), or contiguous stretches of x, which "
-                            "score how a model bridges gaps like the data's dark intervals")
+                       help="folds: contiguous stretches of x (default), which score how "
+                            "a model bridges gaps like the data's dark intervals; or random, "
+                            "as the homework did")
 
 
 def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:

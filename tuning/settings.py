@@ -32,15 +32,17 @@ class TuneSettings:
             6e-4; weight decay 1.3e-3, 1.5e-3, 1.7e-3; batch 50, 100) instead
             of a grid around stage 1's winner.
         fresh: Delete an earlier search in the run folder instead of resuming.
-        cv: "random" folds, or "contiguous" stretches of x (which score how a
-            model bridges gaps in the data; see `tuning.kfold.kfold_indices`).
+        cv: "contiguous" stretches of x (the default: they score how a model
+            bridges gaps like the data's dark intervals, which is what the test
+            measures; see `tuning.kfold.kfold_indices`), or "random" folds, as
+            the homework did.
     """
 
     trials: int = DEFAULT_TRIALS
     folds: int = DEFAULT_FOLDS
     homework_grid: bool = False
     fresh: bool = False
-    cv: str = "random"
+    cv: str = "contiguous"
 
     def __post_init__(self):
         if self.trials < 0:
