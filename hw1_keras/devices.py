@@ -182,7 +182,7 @@ _applied: dict = {}
 
 
 def setup(device: DeviceConfig, task: str) -> Runtime:
-    """Applies `device` for `task` to TensorFlow and prints the device line once.
+    """Applies `device` for `task` to TensorFlow and prints the run's device line.
 
     Logical CPU devices and GPU memory growth can only be configured before
     TensorFlow initializes its runtime; a second call in one process reuses
@@ -198,9 +198,12 @@ def setup(device: DeviceConfig, task: str) -> Runtime:
     cpus = tf.config.list_physical_devices("CPU")
     gpus = tf.config.list_physical_devices("GPU")
     if "split" not in _applied:
-        try:
-            for gpu in gpus:
+        for gpu in gpus:
+            try:
                 tf.config.experimental.set_memory_growth(gpu, True)
+            except RuntimeError:
+                pass  # TensorFlow already started (e.g. in a notebook): keep its setting.
+        try:
             if device.cpu_devices > 1:
                 tf.config.set_logical_device_configuration(
                     cpus[0], [tf.config.LogicalDeviceConfiguration()] * device.cpu_devices)
