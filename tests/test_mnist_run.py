@@ -161,6 +161,41 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, re
     assert sorted(set(epochs)) == [0, 1, 2]
 
 
+def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_path,
+                                                                repo_root):
+    # kill -9 in the middle of writing the backup's weights leaves a torn file;
+    # the run keeps the previous backup too (double_checkpoint) and resumes
+    # from that one instead of failing.
+    out = tmp_path / "torn"
+    command = [sys.executable, "run.py", "mnist", "--data", small_npz, "--out", str(out),
+               "--epochs", "3", "--validation-size", "200", "--dense-units", "32",
+               "--augmented-copy", "0"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, cwd=repo_root, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metadata = out / "backup" / "training_metadata.json"
+    try:
+        deadline = time.monotonic() + 120
+        while not (metadata.exists() and '"epoch": 2' in metadata.read_text()):
+            assert process.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    weights = out / "backup" / "latest.weights.h5"
+    assert (out / "backup" / "latest.weights.h5.bkp").exists()
+    weights.write_bytes(weights.read_bytes()[:1000])  # Torn mid-write.
+
+    finished = subprocess.run(command, cwd=repo_root, env=env, capture_output=True,
+                              text=True, timeout=180)
+    assert finished.returncode == 0, finished.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed"] is True and metrics["epochs"] == 3
+    epochs = [int(row.split(",")[0]) for row in _rows(out / "training_log.csv")]
+    assert sorted(set(epochs)) == [0, 1, 2]
+
+
 def test_bad_data_file_leaves_an_earlier_run_untouched(small_run, cli, tmp_path):
     run_dir, _ = small_run
     before = (run_dir / "metrics.json").read_bytes()
