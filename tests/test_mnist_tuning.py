@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 
 import numpy as np
 import pytest
@@ -261,13 +262,61 @@ def test_help_lists_the_tune_flags(cli):
         assert flag in result.stdout
 
 
-def test_chief_worker_mode_is_refused_in_one_line(tiny_npz, tmp_path, capsys, monkeypatch):
-    from hw1_keras.cli import main
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 a moment ago."""
+    import socket
 
-    for name, value in (("KERASTUNER_ORACLE_IP", "127.0.0.1"),
-                        ("KERASTUNER_ORACLE_PORT", "8000"), ("KERASTUNER_TUNER_ID", "chief")):
-        monkeypatch.setenv(name, value)
-    assert main(["mnist", "--tune", "--data", tiny_npz, "--out", str(tmp_path / "run")]) == 2
-    error = capsys.readouterr().err
-    assert "chief/worker" in error and len(error.splitlines()) == 1
-    assert not (tmp_path / "run").exists()
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no consecutive free ports found")
+
+
+def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
+    # KerasTuner's chief/worker mode on loopback: each study is its own grid
+    # search with its own oracle server (ports base + study index).
+    import subprocess
+    import sys
+
+    from hw1_keras.cluster import RUN_PY
+
+    base = consecutive_free_ports(2)
+    studies = ["dropout", "batch_norm"]  # 3 + 2 settings.
+    argv = [sys.executable, str(RUN_PY), "mnist", "--tune", "--data", tiny_npz,
+            "--studies", ",".join(studies), *flags(TINY), *flags(TRIAL)]
+    processes = []
+    try:
+        for tuner_id in ("chief", "worker0", "worker1"):
+            env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
+                   "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(base),
+                   "TF_CPP_MIN_LOG_LEVEL": "3"}
+            processes.append(subprocess.Popen(
+                [*argv, "--out", str(tmp_path / tuner_id)], env=env, text=True,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        outputs = [process.communicate(timeout=240) for process in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
+    chief, *workers = [stdout for stdout, _ in outputs]
+    # Each worker prints one line per setting it trained: 5 in all, both busy.
+    trained = [sum(line.startswith("trial ") for line in out.splitlines()) for out in workers]
+    assert sum(trained) == 5 and min(trained) >= 1, trained
+    summary = json.loads((tmp_path / "chief" / "tuning.json").read_text())
+    completed = [t for s in summary["studies"] for t in s["trials"] if "best" in t]
+    assert len(completed) == 5
+    best = max(t["best"] for t in completed)
+    assert summary["winner"]["best"] == best
+    assert (tmp_path / "chief" / "saved_model").exists()  # The chief retrained the winner.
+    assert "worker done" in workers[0]

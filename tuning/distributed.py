@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 
 from hw1_keras.errors import InputError
 
@@ -53,3 +54,13 @@ def stage_port(stage: int, base: int | None):
         yield
     finally:
         os.environ[PORT] = str(base)
+
+
+def default_out(name: str, role: str, root: Path) -> Path:
+    """A search's run folder when none is named: always the same, so a rerun resumes.
+
+    Workers get one each (`<name>-<tuner id>`), so that workers on the chief's
+    machine do not share its folder.
+    """
+    suffix = "" if role != "worker" else "-" + os.environ[TUNER_ID]
+    return root / f"{name}{suffix}"

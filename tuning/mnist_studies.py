@@ -158,6 +158,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
     def __init__(self, *args, trained: dict, **kwargs):
         self.trained = trained
         self._outcomes: dict[str, str] = {}
+        self._last_metrics: dict[str, dict] = {}
         super().__init__(*args, **kwargs)
 
     def run_trial(self, trial, x, y, validation_data, verbose=0, **fit_kwargs):
@@ -166,6 +167,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
         if key in self.trained:
             metrics, where = self.trained[key]
             self._outcomes[trial.trial_id] = f"same configuration as {where}: not trained again"
+            self._last_metrics[trial.trial_id] = metrics
             return {**metrics, "seconds": 0.0}
         started = time.perf_counter()
         keras.backend.clear_session()  # Free the previous setting's model (it runs gc too).
@@ -185,15 +187,18 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
         self.trained[key] = (metrics, f"{self.hypermodel.name} trial {trial.trial_id}")
         self._outcomes[trial.trial_id] = (
             f"{metrics['seconds']:.0f}s, {metrics['parameters']:,} parameters")
+        self._last_metrics[trial.trial_id] = metrics
         return metrics
 
     def trial_outcome(self, trial) -> str:
-        outcome = super().trial_outcome(trial)
         note = self._outcomes.pop(trial.trial_id, None)
         if trial.status != "COMPLETED" or note is None:
-            return outcome
-        epoch = int(trial.metrics.get_last_value("best_epoch"))
-        return f"{outcome} (epoch {epoch})  {note}"
+            return super().trial_outcome(trial)
+        # Read from what this process trained: on a distributed worker the
+        # trial's score and metrics live with the chief's oracle.
+        metrics = self._last_metrics.pop(trial.trial_id)
+        return (f"{OBJECTIVE.name} {metrics[OBJECTIVE.name]:.4g} "
+                f"(epoch {metrics['best_epoch']})  {note}")
 
     def load_model(self, trial):
         """Not available: trials keep no weights; retrain `get_best_hyperparameters()`."""
@@ -205,7 +210,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
 class Search(NamedTuple):
     """What `search` leaves for retraining the winner."""
 
-    summary: dict  # `tuning.json`'s content.
+    summary: dict | None  # `tuning.json`'s content; None on a distributed worker.
     run_dir: Path
     data: mnist_data.Mnist  # The loaded splits.
 
@@ -227,15 +232,14 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
         `tuning.json`'s content, the run folder and the loaded data.
     """
     started = time.perf_counter()
-    if distributed.role() != "single":
-        raise InputError("mnist --tune runs on one machine; KerasTuner's chief/worker "
-                         "mode is for regression --tune (unset KERASTUNER_ORACLE_IP)")
+    role = distributed.role()
+    port = distributed.base_port()
     data = mnist_data.load(config.data, config.validation_size, config.seed)
     images = settings.trial_images or len(data.x_train)
     if images > len(data.x_train):
         raise InputError(f"--trial-images got {images}; the training split has only "
                          f"{len(data.x_train)} images")
-    out = Path(out) if out else RUNS_ROOT / "mnist-tune"
+    out = Path(out) if out else distributed.default_out("mnist-tune", role, RUNS_ROOT)
     identity = settings.identity(config)
     resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
     run_dir = make_run_dir(str(out), "mnist-tune")
@@ -247,7 +251,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
     print(f"mnist --tune: {len(studies)} studies, {total} settings, each trained "
           f"{_epochs(settings.epochs_per_trial)} on {images:,} of {len(data.x_train):,} "
           f"training images and scored on {len(data.x_val):,} validation images -> {run_dir}"
-          + (" (resuming; --fresh starts over)" if resuming else ""))
+          + (" (resuming; --fresh starts over)" if resuming else "")
+          + ("" if role == "single" else f"  ({role}, oracle port {port} + study)"))
     if settings.quick:
         print("quick: few images and epochs, one seed per setting; differences of a few "
               "tenths of a point are noise, not findings")
@@ -255,21 +260,27 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
     trained: dict = {}
     results = []
     budget = total
-    for study in studies:
+    for index, study in enumerate(studies):
         if budget <= 0:
             break
         settings_shown = ", ".join(setting_label(study, v, config) for v in study.values)
         print(f"study {study.name} ({study.parameter}): {settings_shown}", flush=True)
-        tuner = _study_tuner(config, settings, study, min(len(study.values), budget),
-                             tuning_dir, trained, started)
-        tuner.search(x, y, validation_data=(data.x_val, data.y_val))
+        # One oracle server per study (chief/worker mode), as for regression's stages.
+        with distributed.stage_port(index, port):
+            tuner = _study_tuner(config, settings, study, min(len(study.values), budget),
+                                 tuning_dir, trained, started)
+            tuner.search(x, y, validation_data=(data.x_val, data.y_val))
+        budget -= tuner.oracle.max_trials
+        if role == "worker":
+            continue  # The chief holds the results; a worker only trains.
         records = study_records(study, tuner.oracle, config, settings.epochs_per_trial)
         for record in records:  # Resumed trials too: a later study need not redo them.
             if "best" in record:
                 trained.setdefault(record["key"], (record["metrics"], record["where"]))
         results.append((study, records))
-        budget -= tuner.oracle.max_trials
 
+    if role == "worker":
+        return Search(None, run_dir, data)
     summary = _summary(results, config, settings, images, len(data.x_val), started)
     if summary["winner"] is None:
         raise InputError("every setting failed (see the lines above); nothing to retrain")
@@ -440,14 +451,22 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
          device: devices.DeviceConfig | None = None) -> dict:
     """Runs the studies, then retrains and exports the best setting like a plain run.
 
+    Under KerasTuner's chief/worker environment variables, the chief serves
+    the settings (one oracle server per study, on consecutive ports) and
+    retrains the winner; workers train settings and exit.
+
     Returns:
-        The retrained winner's metrics (as `metrics.json`), with `run_dir`.
+        The retrained winner's metrics (as `metrics.json`), with `run_dir`; on
+        a distributed worker, `{"run_dir": ...}` only.
     """
     started = time.perf_counter()
     # Trials run one at a time on one device each; the device policy (precision,
     # XLA) applies to them and to the winner's final training alike.
     runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "mnist")
     summary, run_dir, data = search(config, settings, out)
+    if summary is None:
+        print("worker done; the chief retrains and exports the best setting")
+        return {"run_dir": str(run_dir)}
     winner = summary["winner"]
     retrain = apply_setting(config, mnist_settings.study(winner["study"]), winner["value"])
     print(f"best: {winner['study']}: {winner['label']}, validation accuracy "

@@ -20,7 +20,6 @@ and exports the winner) or as a worker (runs trials); see `tuning.distributed`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from pathlib import Path
 
@@ -210,15 +209,6 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     return tuner
 
 
-def default_out(role: str) -> Path:
-    """The run folder when none is named: always the same, so a rerun resumes.
-
-    Workers get one each, so that workers on the chief's machine do not share it.
-    """
-    suffix = "" if role != "worker" else "-" + os.environ[distributed.TUNER_ID]
-    return RUNS_ROOT / f"regression-tune{suffix}"
-
-
 def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None,
          device: devices.DeviceConfig | None = None) -> dict:
     """Searches, then trains and exports the winner; see the module doc.
@@ -250,7 +240,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
     center = config_values(config)
     identity = {"search": settings.identity(), "config": to_dict(config)}
-    out = Path(out) if out else default_out(role)
+    out = Path(out) if out else distributed.default_out("regression-tune", role, RUNS_ROOT)
     resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
     run_dir = make_run_dir(str(out), "regression-tune")
     tuning_dir = resume.open_search_dir(run_dir / TUNING_DIR, identity, settings.fresh)
