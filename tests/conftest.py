@@ -72,3 +72,20 @@ def mnist_file() -> str:
     if not MNIST_FILE.is_file():
         pytest.skip(f"{MNIST_FILE} not found (tests read MNIST from ../shared/data)")
     return str(MNIST_FILE)
+
+
+def write_mnist_slice(mnist_file: str, path: Path, train: int, test: int) -> str:
+    """The first `train` training and `test` test images of MNIST, as an .npz at `path`."""
+    import numpy as np
+
+    with np.load(mnist_file) as archive:
+        np.savez(path, x_train=archive["x_train"][:train], y_train=archive["y_train"][:train],
+                 x_test=archive["x_test"][:test], y_test=archive["y_test"][:test])
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def small_npz(tmp_path_factory, mnist_file) -> str:
+    """A 1,200 + 300 image slice of MNIST: enough for short runs to learn something."""
+    return write_mnist_slice(mnist_file, tmp_path_factory.mktemp("mnist") / "small.npz",
+                             train=1200, test=300)

@@ -168,15 +168,6 @@ def _pngs(folder, images):
     return paths
 
 
-@pytest.fixture(scope="module")
-def small_npz(tmp_path_factory, mnist_file):
-    path = tmp_path_factory.mktemp("mnist") / "small.npz"
-    with np.load(mnist_file) as archive:
-        np.savez(path, x_train=archive["x_train"][:1200], y_train=archive["y_train"][:1200],
-                 x_test=archive["x_test"][:300], y_test=archive["y_test"][:300])
-    return str(path)
-
-
 def test_two_workers_on_loopback_train_as_one(tmp_path, one_device_run):
     outs = [str(tmp_path / "chief"), str(tmp_path / "worker1")]
     workers = cluster.run_workers(SHORT_REGRESSION, count=2, timeout=110, outs=outs)

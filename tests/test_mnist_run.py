@@ -15,20 +15,9 @@ from PIL import Image
 
 from hw1_keras.mnist.config import MnistConfig
 
-# Small and fast: a 1,200-image slice, a 64-unit dense layer, 2 epochs.
-SLICE = {"train": 1200, "test": 300}
+# Small and fast: conftest's 1,200-image slice, a 64-unit dense layer, 2 epochs.
 SMALL = {"validation_size": 200, "dense_units": 64, "epochs": 2}
-
-
-@pytest.fixture(scope="module")
-def small_npz(tmp_path_factory, mnist_file):
-    path = tmp_path_factory.mktemp("mnist") / "small.npz"
-    with np.load(mnist_file) as archive:
-        np.savez(path, x_train=archive["x_train"][:SLICE["train"]],
-                 y_train=archive["y_train"][:SLICE["train"]],
-                 x_test=archive["x_test"][:SLICE["test"]],
-                 y_test=archive["y_test"][:SLICE["test"]])
-    return str(path)
+QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # For the runs started here.
 
 
 @pytest.fixture(scope="module")
@@ -126,39 +115,50 @@ def _rows(log_file):
     return log_file.read_text().strip().splitlines()[1:]
 
 
-def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, repo_root):
-    out = tmp_path / "resumable"
+def _kill_when(small_npz, out, repo_root, ready) -> list[str]:
+    """Starts a 3-epoch run into `out`, kill -9s it once `ready()`; returns its command."""
     command = [sys.executable, "run.py", "mnist", "--data", small_npz, "--out", str(out),
                "--epochs", "3", "--validation-size", "200", "--dense-units", "32",
                "--augmented-copy", "0"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, cwd=repo_root, env=env, start_new_session=True,
+    process = subprocess.Popen(command, cwd=repo_root, env=QUIET, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        # An epoch's log row is written just before its backup, and the backup's
-        # weights before its metadata (BackupAndRestore's own file): wait for the
-        # last, or the kill lands before or inside the backup and leaves nothing
-        # to resume from.
-        backup_done = out / "backup" / "training_metadata.json"
-        while len(_rows(out / "training_log.csv")) < 1 or not backup_done.exists():
+        while not ready():
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
-            time.sleep(0.2)
+            time.sleep(0.1)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    killed_after = len(_rows(out / "training_log.csv"))
-    assert 1 <= killed_after < 3 and (out / "backup").exists()
+    return command
 
-    finished = subprocess.run(command, cwd=repo_root, env=env, capture_output=True,
+
+def _rerun_to_the_end(command, out, repo_root) -> subprocess.CompletedProcess:
+    """Reruns `command`; checks it finished all 3 epochs, each logged, as a resumed run."""
+    finished = subprocess.run(command, cwd=repo_root, env=QUIET, capture_output=True,
                               text=True, timeout=180)
     assert finished.returncode == 0, finished.stderr
-    assert f"resuming after epoch {killed_after}" in finished.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed"] is True and metrics["epochs"] == 3
     epochs = [int(row.split(",")[0]) for row in _rows(out / "training_log.csv")]
     assert sorted(set(epochs)) == [0, 1, 2]
+    return finished
+
+
+def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, repo_root):
+    out = tmp_path / "resumable"
+    # An epoch's log row is written just before its backup, and the backup's
+    # weights before its metadata (BackupAndRestore's own file): wait for the
+    # last, or the kill lands before or inside the backup and leaves nothing
+    # to resume from.
+    backup_done = out / "backup" / "training_metadata.json"
+    command = _kill_when(small_npz, out, repo_root, lambda: (
+        len(_rows(out / "training_log.csv")) >= 1 and backup_done.exists()))
+    killed_after = len(_rows(out / "training_log.csv"))
+    assert 1 <= killed_after < 3 and (out / "backup").exists()
+    finished = _rerun_to_the_end(command, out, repo_root)
+    assert f"resuming after epoch {killed_after}" in finished.stdout
 
 
 def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_path,
@@ -167,33 +167,13 @@ def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_p
     # the run keeps the previous backup too (double_checkpoint) and resumes
     # from that one instead of failing.
     out = tmp_path / "torn"
-    command = [sys.executable, "run.py", "mnist", "--data", small_npz, "--out", str(out),
-               "--epochs", "3", "--validation-size", "200", "--dense-units", "32",
-               "--augmented-copy", "0"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, cwd=repo_root, env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metadata = out / "backup" / "training_metadata.json"
-    try:
-        deadline = time.monotonic() + 120
-        while not (metadata.exists() and '"epoch": 2' in metadata.read_text()):
-            assert process.poll() is None, "the run ended before it could be killed"
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    command = _kill_when(small_npz, out, repo_root, lambda: (
+        metadata.exists() and '"epoch": 2' in metadata.read_text()))
     weights = out / "backup" / "latest.weights.h5"
     assert (out / "backup" / "latest.weights.h5.bkp").exists()
     weights.write_bytes(weights.read_bytes()[:1000])  # Torn mid-write.
-
-    finished = subprocess.run(command, cwd=repo_root, env=env, capture_output=True,
-                              text=True, timeout=180)
-    assert finished.returncode == 0, finished.stderr
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["resumed"] is True and metrics["epochs"] == 3
-    epochs = [int(row.split(",")[0]) for row in _rows(out / "training_log.csv")]
-    assert sorted(set(epochs)) == [0, 1, 2]
+    _rerun_to_the_end(command, out, repo_root)
 
 
 def test_bad_data_file_leaves_an_earlier_run_untouched(small_run, cli, tmp_path):

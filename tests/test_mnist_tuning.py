@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from hw1_keras.mnist.config import MnistConfig
+from conftest import write_mnist_slice
 from test_cli import assert_single_line, assert_user_error
 from tuning.mnist_settings import STUDIES, StudySettings, apply_setting, study
 
@@ -35,13 +36,8 @@ def flags(options: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny_npz(tmp_path_factory, mnist_file):
-    path = tmp_path_factory.mktemp("mnist-tune") / "tiny.npz"
-    with np.load(mnist_file) as archive:
-        np.savez(path, x_train=archive["x_train"][:SLICE["train"]],
-                 y_train=archive["y_train"][:SLICE["train"]],
-                 x_test=archive["x_test"][:SLICE["test"]],
-                 y_test=archive["y_test"][:SLICE["test"]])
-    return str(path)
+    return write_mnist_slice(mnist_file, tmp_path_factory.mktemp("mnist-tune") / "tiny.npz",
+                             train=SLICE["train"], test=SLICE["test"])
 
 
 @contextlib.contextmanager
