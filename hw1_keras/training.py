@@ -91,3 +91,38 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         self.chief.on_train_begin(logs)
+
+
+class ValidateAveragedWeights(keras.callbacks.Callback):
+    """Validates (and so checkpoints) the optimizer's moving average of the weights.
+
+    With `use_ema=True` the optimizer keeps an exponential moving average of
+    the trainable weights. This callback puts the average in place for each
+    epoch's validation and takes the training weights back at the end of the
+    epoch, so `val_*` metrics and a `ModelCheckpoint` on them see the averaged
+    model while training itself goes on from the raw weights. Place it after
+    the checkpoint and before `BackupAndRestore`: callbacks run in list order,
+    and a backup must hold the raw weights (and the optimizer's average), or a
+    resumed run would train on from the average.
+
+    The BatchNorm statistics stay those of the raw weights; late in training,
+    when the average follows the weights closely, they agree.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.training_values = None
+
+    def on_test_begin(self, logs=None):
+        optimizer = self.model.optimizer
+        if self.training_values is not None or not getattr(optimizer, "use_ema", False):
+            return
+        self.training_values = [variable.numpy() for variable in self.model.trainable_variables]
+        optimizer.finalize_variable_values(self.model.trainable_variables)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.training_values is None:
+            return
+        for variable, value in zip(self.model.trainable_variables, self.training_values):
+            variable.assign(value)
+        self.training_values = None

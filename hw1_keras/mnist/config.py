@@ -28,6 +28,10 @@ class MnistConfig:
         flag="--lr",
     )
     weight_decay: float = option(1e-4, "AdamW's decoupled decay; a light touch on 3M weights")
+    ema_momentum: float = option(
+        0.0, "validate, checkpoint and keep an exponential moving average of the "
+        "weights with this momentum (0.999: about the last 1,000 steps); 0: the raw weights"
+    )
     label_smoothing: float = option(
         0.05, "softens one-hot targets; helps calibration on ambiguous digits"
     )
@@ -60,6 +64,8 @@ class MnistConfig:
                 "a finite number > 0, e.g. 2e-3")
         require(0 <= self.weight_decay < math.inf, self, "weight_decay",
                 "a finite number >= 0")
+        require(self.ema_momentum == 0 or 0.5 <= self.ema_momentum < 1, self, "ema_momentum",
+                "0 (off) or a momentum in [0.5, 1), e.g. 0.999")
         require(0 <= self.label_smoothing < 1, self, "label_smoothing", "a number in [0, 1)")
         require(1 <= len(self.filters) <= 3 and all(f >= 1 for f in self.filters),
                 self, "filters", "1 to 3 filter counts >= 1, e.g. 32,64")

@@ -33,7 +33,8 @@ def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
     for index, filters in enumerate(config.filters, 1):
         hp.Fixed(f"filters_{index}", filters)
     for name in ("dense_units", "dropout", "dense_dropout", "batch_norm", "downsampling",
-                 "learning_rate", "weight_decay", "label_smoothing", "batch_size"):
+                 "learning_rate", "weight_decay", "label_smoothing", "ema_momentum",
+                 "batch_size"):
         hp.Fixed(name, getattr(config, name))
     return hp
 
@@ -96,14 +97,20 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
 
 def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_rate,
                   jit_compile: bool | str = "auto") -> None:
-    """Compiles with AdamW and label-smoothed cross-entropy on logits.
+    """Compiles with AdamW (keeping a weight average when `ema_momentum` > 0)
+    and label-smoothed cross-entropy on logits.
 
     `jit_compile`: XLA on or off; "auto" is Keras' choice (off on CPU).
     """
     weight_decay = hp.Float("weight_decay", 0.0, 1e-2, default=DEFAULTS.weight_decay)
     smoothing = hp.Float("label_smoothing", 0.0, 0.2, default=DEFAULTS.label_smoothing)
+    ema_momentum = hp.Float("ema_momentum", 0.0, 0.9999, default=DEFAULTS.ema_momentum)
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay),
+        optimizer=keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay,
+            # The average only serves validation and the checkpoint (see
+            # `ValidateAveragedWeights`); training goes on from the raw weights.
+            use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99),
         # Keras' sparse cross-entropy has no label smoothing; the dense one does.
         loss=SparseSmoothedCrossEntropy(smoothing),
         metrics=["accuracy"],

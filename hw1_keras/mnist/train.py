@@ -23,7 +23,8 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.runs import make_run_dir, write_json
-from hw1_keras.training import EpochTimer, WorkerBackupAndRestore, seed_everything
+from hw1_keras.training import (EpochTimer, ValidateAveragedWeights, WorkerBackupAndRestore,
+                                seed_everything)
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -87,6 +88,9 @@ def _callbacks(run_dir: Path, resumed_log: dict,
         EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
         best,
+        # After the checkpoint, before the backup (see its docstring); idle
+        # unless the optimizer keeps a weight average (`--ema-momentum`).
+        ValidateAveragedWeights(),
         # Two alternating copies: a kill -9 in the middle of writing one leaves
         # the other whole to resume from.
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True)
