@@ -93,36 +93,68 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.chief.on_train_begin(logs)
 
 
+def settle_batch_norm(model: keras.Model, batches) -> None:
+    """Re-estimates every BatchNorm's moving statistics from `batches` ("precise BN").
+
+    In inference mode BatchNorm normalizes with moving averages of the batch
+    statistics seen in training, which lag behind the weights (momentum 0.99:
+    hundreds of steps), and belong to other weights altogether when the
+    weights are swapped for an average. This replaces them with the plain mean
+    of the batch statistics of `batches` under the current weights. Other
+    layers' training-mode behaviour (dropout) runs too but changes no weights.
+
+    Args:
+        model: The model, called eagerly in training mode once per batch.
+        batches: Model inputs, e.g. a few fixed training batches.
+    """
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for index, batch in enumerate(batches if layers else []):
+            for layer in layers:  # moving = the running mean of the batches so far.
+                layer.momentum = index / (index + 1)
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
+
+
 class ValidateAveragedWeights(keras.callbacks.Callback):
     """Validates (and so checkpoints) the optimizer's moving average of the weights.
 
     With `use_ema=True` the optimizer keeps an exponential moving average of
     the trainable weights. This callback puts the average in place for each
-    epoch's validation and takes the training weights back at the end of the
-    epoch, so `val_*` metrics and a `ModelCheckpoint` on them see the averaged
-    model while training itself goes on from the raw weights. Place it after
-    the checkpoint and before `BackupAndRestore`: callbacks run in list order,
-    and a backup must hold the raw weights (and the optimizer's average), or a
-    resumed run would train on from the average.
+    epoch's validation, with BatchNorm statistics re-estimated for it on
+    `batches` (`settle_batch_norm`; the training statistics belong to the raw
+    weights and, measured, leave the average at 25-45% validation accuracy),
+    and takes the training state back at the end of the epoch. So `val_*`
+    metrics and a `ModelCheckpoint` on them see the averaged model, while
+    training goes on from the raw weights. Place it after the checkpoint and
+    before `BackupAndRestore`: callbacks run in list order, and a backup must
+    hold the training state, or a resumed run would train on from the average.
 
-    The BatchNorm statistics stay those of the raw weights; late in training,
-    when the average follows the weights closely, they agree.
+    Args:
+        batches: Model inputs for re-estimating BatchNorm's statistics.
     """
 
-    def __init__(self):
+    def __init__(self, batches):
         super().__init__()
-        self.training_values = None
+        self.batches = batches
+        self.saved = None
 
     def on_test_begin(self, logs=None):
         optimizer = self.model.optimizer
-        if self.training_values is not None or not getattr(optimizer, "use_ema", False):
+        if self.saved is not None or not getattr(optimizer, "use_ema", False):
             return
-        self.training_values = [variable.numpy() for variable in self.model.trainable_variables]
+        # All variables, not only the trainable ones: BatchNorm's statistics
+        # and the dropout seeds, which re-estimating moves on.
+        self.saved = [variable.numpy() for variable in self.model.variables]
         optimizer.finalize_variable_values(self.model.trainable_variables)
+        settle_batch_norm(self.model, self.batches)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.training_values is None:
+        if self.saved is None:
             return
-        for variable, value in zip(self.model.trainable_variables, self.training_values):
+        for variable, value in zip(self.model.variables, self.saved):
             variable.assign(value)
-        self.training_values = None
+        self.saved = None

@@ -12,29 +12,35 @@ from hw1_keras.training import ValidateAveragedWeights
 
 
 class Probe(keras.callbacks.Callback):
-    """Records the weights when validation starts and when an epoch ends."""
+    """Records every variable when validation starts and when an epoch ends."""
 
     def __init__(self):
         super().__init__()
         self.at_validation, self.at_epoch_end = [], []
 
-    def _weights(self):
-        return [variable.numpy().copy() for variable in self.model.trainable_variables]
+    def _variables(self):
+        return {variable.path: variable.numpy().copy() for variable in self.model.variables}
 
     def on_test_begin(self, logs=None):
-        self.at_validation.append(self._weights())
+        self.at_validation.append(self._variables())
 
     def on_epoch_end(self, epoch, logs=None):
-        self.at_epoch_end.append(self._weights())
+        self.at_epoch_end.append(self._variables())
+
+
+def _data():
+    x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+    return x, (x @ np.array([1.0, -2.0, 0.5, 3.0], dtype="float32"))[:, None]
 
 
 def _fit(use_ema: bool):
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(256, 4)).astype("float32")
-    y = (x @ np.array([1.0, -2.0, 0.5, 3.0], dtype="float32"))[:, None]
+    x, y = _data()
     inputs = keras.Input((4,))
-    model = keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(8, "relu")(inputs)))
+    hidden = keras.layers.Dense(8, name="hidden")(inputs)
+    normalized = keras.layers.BatchNormalization(name="batch_norm")(hidden)
+    outputs = keras.layers.Dense(1)(keras.layers.ReLU()(normalized))
+    model = keras.Model(inputs, outputs)
     model.compile(keras.optimizers.Adam(0.05, use_ema=use_ema, ema_momentum=0.9), loss="mse")
     # Probes on both sides: `before` runs its hooks before the swap-in and
     # the swap-back, `after` after them.
@@ -44,29 +50,37 @@ def _fit(use_ema: bool):
     class Averages(keras.callbacks.Callback):
         def on_test_begin(self, logs=None):
             if use_ema:
-                averages.append([v.numpy().copy()
-                                 for v in model.optimizer._model_variables_moving_average])
+                averages.append({variable.path: average.numpy().copy() for variable, average in zip(
+                    model.trainable_variables, model.optimizer._model_variables_moving_average)})
 
     history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, validation_data=(x, y),
-                        callbacks=[Averages(), before, ValidateAveragedWeights(), after])
+                        callbacks=[Averages(), before, ValidateAveragedWeights([x[:64]]), after])
     return model, history, before, after, averages
+
+
+def _assert_equal(seen: dict, expected: dict):
+    for path, value in expected.items():
+        np.testing.assert_array_equal(seen[path], value, err_msg=path)
 
 
 def test_validation_sees_the_average_and_training_goes_on_from_the_raw_weights():
     model, history, before, after, averages = _fit(use_ema=True)
+    x, y = _data()
     for epoch in range(2):
         raw, average = before.at_validation[epoch], averages[epoch]
-        assert not all(np.allclose(r, a) for r, a in zip(raw, average)), "nothing to average"
-        for seen, expected in zip(after.at_validation[epoch], average):
-            np.testing.assert_array_equal(seen, expected)  # Validated: the average.
-        for seen, expected in zip(before.at_epoch_end[epoch], average):
-            np.testing.assert_array_equal(seen, expected)  # Checkpointed: the average.
-        for seen, expected in zip(after.at_epoch_end[epoch], raw):
-            np.testing.assert_array_equal(seen, expected)  # Backed up, trained on: raw.
-    # The logged validation loss is the average's, not the raw weights'.
-    x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
-    y = (x @ np.array([1.0, -2.0, 0.5, 3.0], dtype="float32"))[:, None]
-    model.set_weights(averages[-1])
+        assert not all(np.allclose(raw[path], a) for path, a in average.items())
+        _assert_equal(after.at_validation[epoch], average)  # Validated: the average,
+        _assert_equal(before.at_epoch_end[epoch], average)  # checkpointed: the average,
+        _assert_equal(after.at_epoch_end[epoch], raw)  # backed up and trained on: all raw.
+        # BatchNorm's statistics re-estimated on the settle batch for the average.
+        hidden = x[:64] @ average["hidden/kernel"] + average["hidden/bias"]
+        np.testing.assert_allclose(after.at_validation[epoch]["batch_norm/moving_mean"],
+                                   hidden.mean(axis=0), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(after.at_validation[epoch]["batch_norm/moving_mean"],
+                               raw["batch_norm/moving_mean"])
+    # The logged validation loss is that of the state checkpointed.
+    for variable in model.variables:
+        variable.assign(before.at_epoch_end[-1][variable.path])
     assert history.history["val_loss"][-1] == pytest.approx(
         model.evaluate(x, y, verbose=0), rel=1e-5)
 
@@ -74,9 +88,8 @@ def test_validation_sees_the_average_and_training_goes_on_from_the_raw_weights()
 def test_without_an_average_the_callback_changes_nothing():
     _, _, before, after, _ = _fit(use_ema=False)
     for stage in ("at_validation", "at_epoch_end"):
-        for seen, expected in zip(sum(getattr(after, stage), []),
-                                  sum(getattr(before, stage), [])):
-            np.testing.assert_array_equal(seen, expected)
+        for seen, expected in zip(getattr(after, stage), getattr(before, stage)):
+            _assert_equal(seen, expected)
 
 
 def test_mnist_ema_momentum_reaches_the_optimizer():

@@ -39,10 +39,12 @@ from hw1_keras import plots
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.mnist import data as mnist_data
+from hw1_keras.mnist import pipeline
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, build_model, hyperparameters
 from hw1_keras.mnist.train import train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
+from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
 from tuning.mnist_settings import Study, StudySettings, apply_setting, setting_label
 from tuning.grid import ResumableGrid
@@ -122,22 +124,10 @@ class SettledBatchNorm(keras.callbacks.Callback):
 
     def __init__(self, images: np.ndarray):
         super().__init__()
-        self.batches = [images[start:start + SETTLE_BATCH_SIZE, ..., np.newaxis]
-                        .astype("float32")
-                        for start in range(0, len(images), SETTLE_BATCH_SIZE)]
+        self.batches = pipeline.fixed_batches(images, SETTLE_BATCH_SIZE)
 
     def on_test_begin(self, logs=None):
-        layers = [layer for layer in self.model.layers
-                  if isinstance(layer, keras.layers.BatchNormalization)]
-        momenta = [layer.momentum for layer in layers]
-        try:
-            for index, batch in enumerate(self.batches if layers else []):
-                for layer in layers:  # moving = the running mean of the batches so far.
-                    layer.momentum = index / (index + 1)
-                self.model(batch, training=True)
-        finally:
-            for layer, momentum in zip(layers, momenta):
-                layer.momentum = momentum
+        settle_batch_norm(self.model, self.batches)
 
 
 class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):

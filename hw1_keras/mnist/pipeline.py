@@ -107,3 +107,13 @@ def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int =
         .map(lambda image, label: (tf.cast(image, tf.float32), label))
         .prefetch(AUTOTUNE)
     )
+
+
+def fixed_batches(images: np.ndarray, batch_size: int = 128) -> list[np.ndarray]:
+    """`images` (uint8, (N, 28, 28)) as model-ready float32 batches, in order.
+
+    For re-estimating BatchNorm's statistics on the same images every time
+    (`hw1_keras.training.settle_batch_norm`).
+    """
+    return [images[start:start + batch_size, ..., np.newaxis].astype("float32")
+            for start in range(0, len(images), batch_size)]

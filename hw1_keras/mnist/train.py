@@ -30,6 +30,9 @@ LOG = "training_log.csv"
 BEST = "best.weights.h5"
 BACKUP = "backup"
 ACTIVATION_DIGIT = 9  # The report's fig. 10b shows a 9.
+# Training images on which BatchNorm's statistics are re-estimated for the
+# weight average (`--ema-momentum`): 40 batches, about a second per epoch.
+SETTLE_IMAGES = 5_120
 
 
 def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunction:
@@ -66,9 +69,11 @@ def read_log(path: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
 
 
-def _callbacks(run_dir: Path, resumed_log: dict,
+def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray,
                chief_dir: Path | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks, writing into `run_dir`.
+
+    `settle_images`: training images for BatchNorm under the weight average.
 
     `chief_dir`: on a multi-worker run's other workers, the chief's run folder;
     they write into a scratch `run_dir` but resume from the chief's backup
@@ -90,7 +95,7 @@ def _callbacks(run_dir: Path, resumed_log: dict,
         best,
         # After the checkpoint, before the backup (see its docstring); idle
         # unless the optimizer keeps a weight average (`--ema-momentum`).
-        ValidateAveragedWeights(),
+        ValidateAveragedWeights(pipeline.fixed_batches(settle_images)),
         # Two alternating copies: a kill -9 in the middle of writing one leaves
         # the other whole to resume from.
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True)
@@ -193,7 +198,8 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         model = hypermodel.build(hp)
         hypermodel.fit(hp, model, data.x_train, data.y_train,
                        validation_data=(data.x_val, data.y_val),
-                       callbacks=_callbacks(run_dir, resumed_log, chief_dir),
+                       callbacks=_callbacks(run_dir, resumed_log,
+                                            data.x_train[:SETTLE_IMAGES], chief_dir),
                        # A live bar on a terminal; one line per epoch in logs and CI.
                        verbose=1 if sys.stdout.isatty() else 2)
     if runtime is not None:
