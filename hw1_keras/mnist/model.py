@@ -102,7 +102,7 @@ def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_
 
     `jit_compile`: XLA on or off; "auto" is Keras' choice (off on CPU).
     """
-    weight_decay = hp.Float("weight_decay", 0.0, 1e-2, default=DEFAULTS.weight_decay)
+    weight_decay = hp.Float("weight_decay", 0.0, 0.2, default=DEFAULTS.weight_decay)
     smoothing = hp.Float("label_smoothing", 0.0, 0.2, default=DEFAULTS.label_smoothing)
     ema_momentum = hp.Float("ema_momentum", 0.0, 0.9999, default=DEFAULTS.ema_momentum)
     model.compile(
