@@ -89,3 +89,31 @@ def small_npz(tmp_path_factory, mnist_file) -> str:
     """A 1,200 + 300 image slice of MNIST: enough for short runs to learn something."""
     return write_mnist_slice(mnist_file, tmp_path_factory.mktemp("mnist") / "small.npz",
                              train=1200, test=300)
+
+
+def run_tuner_cluster(commands: dict[str, list], port: int, timeout: float) -> dict[str, str]:
+    """Runs a KerasTuner chief and workers on loopback; their stdout by tuner id.
+
+    Each command starts with its key as `KERASTUNER_TUNER_ID` and the oracle at
+    127.0.0.1:`port`. Waits for all of them, kills any left running (a failed
+    test must not leave an oracle server behind), and asserts each exited 0.
+    """
+    processes = {}
+    try:
+        for tuner_id, argv in commands.items():
+            env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
+                   "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port),
+                   "TF_CPP_MIN_LOG_LEVEL": "3"}
+            processes[tuner_id] = subprocess.Popen([str(part) for part in argv], env=env,
+                                                   text=True, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.PIPE)
+        outputs = {tuner_id: process.communicate(timeout=timeout)
+                   for tuner_id, process in processes.items()}
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for tuner_id, (_, stderr) in outputs.items():
+        assert processes[tuner_id].returncode == 0, f"{tuner_id}: {stderr[-3000:]}"
+    return {tuner_id: stdout for tuner_id, (stdout, _) in outputs.items()}

@@ -13,13 +13,12 @@ import contextlib
 import dataclasses
 import io
 import json
-import os
 
 import numpy as np
 import pytest
 
 from hw1_keras.mnist.config import MnistConfig
-from conftest import write_mnist_slice
+from conftest import run_tuner_cluster, write_mnist_slice
 from test_cli import assert_single_line, assert_user_error
 from tuning.mnist_settings import STUDIES, StudySettings, apply_setting, study
 
@@ -279,7 +278,6 @@ def consecutive_free_ports(count: int) -> int:
 def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
     # KerasTuner's chief/worker mode on loopback: each study is its own grid
     # search with its own oracle server (ports base + study index).
-    import subprocess
     import sys
 
     from hw1_keras.cluster import RUN_PY
@@ -288,24 +286,10 @@ def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
     studies = ["dropout", "batch_norm"]  # 3 + 2 settings.
     argv = [sys.executable, str(RUN_PY), "mnist", "--tune", "--data", tiny_npz,
             "--studies", ",".join(studies), *flags(TINY), *flags(TRIAL)]
-    processes = []
-    try:
-        for tuner_id in ("chief", "worker0", "worker1"):
-            env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id,
-                   "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(base),
-                   "TF_CPP_MIN_LOG_LEVEL": "3"}
-            processes.append(subprocess.Popen(
-                [*argv, "--out", str(tmp_path / tuner_id)], env=env, text=True,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-        outputs = [process.communicate(timeout=240) for process in processes]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    for process, (_, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-3000:]
-    chief, *workers = [stdout for stdout, _ in outputs]
+    stdout = run_tuner_cluster(
+        {tuner_id: [*argv, "--out", tmp_path / tuner_id]
+         for tuner_id in ("chief", "worker0", "worker1")}, base, timeout=240)
+    workers = [stdout["worker0"], stdout["worker1"]]
     # Each worker prints one line per setting it trained: 5 in all, both busy.
     trained = [sum(line.startswith("trial ") for line in out.splitlines()) for out in workers]
     assert sum(trained) == 5 and min(trained) >= 1, trained
