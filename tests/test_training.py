@@ -98,3 +98,12 @@ def test_mnist_ema_momentum_reaches_the_optimizer():
     assert not build_model(hyperparameters(MnistConfig())).optimizer.use_ema
     with pytest.raises(ValueError, match="--ema-momentum got 1.0"):
         MnistConfig(ema_momentum=1.0)
+
+
+def test_an_mnist_run_averages_only_when_asked_between_checkpoint_and_backup(tmp_path):
+    from hw1_keras.mnist.train import _callbacks
+
+    kinds = [type(c) for c in _callbacks(tmp_path, {}, np.zeros((300, 28, 28), "uint8"))]
+    assert kinds.index(keras.callbacks.ModelCheckpoint) < kinds.index(
+        ValidateAveragedWeights) < kinds.index(keras.callbacks.BackupAndRestore)
+    assert ValidateAveragedWeights not in [type(c) for c in _callbacks(tmp_path, {}, None)]

@@ -69,11 +69,12 @@ def read_log(path: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
 
 
-def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray,
+def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray | None,
                chief_dir: Path | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks, writing into `run_dir`.
 
-    `settle_images`: training images for BatchNorm under the weight average.
+    `settle_images`: training images for BatchNorm under the weight average
+    (`--ema-momentum`); None when the run keeps no average.
 
     `chief_dir`: on a multi-worker run's other workers, the chief's run folder;
     they write into a scratch `run_dir` but resume from the chief's backup
@@ -88,14 +89,15 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray,
         best.best = max(resumed_log["val_accuracy"])
     # Order matters: the log row and the best checkpoint are written before the
     # backup, so a kill between them repeats an epoch (read_log keeps the later
-    # row) instead of losing one.
+    # row) instead of losing one. The weight average goes between the
+    # checkpoint and the backup (see `ValidateAveragedWeights`).
+    average = ([] if settle_images is None
+               else [ValidateAveragedWeights(pipeline.fixed_batches(settle_images))])
     return [
         EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
         best,
-        # After the checkpoint, before the backup (see its docstring); idle
-        # unless the optimizer keeps a weight average (`--ema-momentum`).
-        ValidateAveragedWeights(pipeline.fixed_batches(settle_images)),
+        *average,
         # Two alternating copies: a kill -9 in the middle of writing one leaves
         # the other whole to resume from.
         keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True)
@@ -198,8 +200,10 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         model = hypermodel.build(hp)
         hypermodel.fit(hp, model, data.x_train, data.y_train,
                        validation_data=(data.x_val, data.y_val),
-                       callbacks=_callbacks(run_dir, resumed_log,
-                                            data.x_train[:SETTLE_IMAGES], chief_dir),
+                       callbacks=_callbacks(
+                           run_dir, resumed_log,
+                           data.x_train[:SETTLE_IMAGES] if config.ema_momentum else None,
+                           chief_dir),
                        # A live bar on a terminal; one line per epoch in logs and CI.
                        verbose=1 if sys.stdout.isatty() else 2)
     if runtime is not None:
