@@ -24,10 +24,6 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 DEFAULT_FILTERS = (32, 64, 128)  # Per block, when a search asks for more blocks.
 WARMUP_EPOCHS = 1
-# The variables AdamW leaves out of its weight decay, by name: a regular
-# expression, since the TensorFlow backend matches the tf.Variable's name
-# ("batch_norm_1/gamma:0") and the others Keras' own ("gamma").
-NOT_DECAYED = (r"(^|/)(bias|gamma|beta)(:\d+)?$",)
 
 
 def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
@@ -101,25 +97,20 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
 
 def compile_model(model: keras.Model, hp: keras_tuner.HyperParameters, learning_rate,
                   jit_compile: bool | str = "auto") -> None:
-    """Compiles with AdamW (decaying kernels only, keeping a weight average when
-    `ema_momentum` > 0) and label-smoothed cross-entropy on logits.
+    """Compiles with AdamW (keeping a weight average when `ema_momentum` > 0)
+    and label-smoothed cross-entropy on logits.
 
     `jit_compile`: XLA on or off; "auto" is Keras' choice (off on CPU).
     """
     weight_decay = hp.Float("weight_decay", 0.0, 0.2, default=DEFAULTS.weight_decay)
     smoothing = hp.Float("label_smoothing", 0.0, 0.2, default=DEFAULTS.label_smoothing)
     ema_momentum = hp.Float("ema_momentum", 0.0, 0.9999, default=DEFAULTS.ema_momentum)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate, weight_decay=weight_decay,
-        # The average only serves validation and the checkpoint (see
-        # `ValidateAveragedWeights`); training goes on from the raw weights.
-        use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99)
-    # Decay regularizes the kernels only: shrinking BatchNorm's scale and
-    # shift or a bias limits no capacity (the next BatchNorm or the kernel
-    # undoes it) and only fights the layer's own fit.
-    optimizer.exclude_from_weight_decay(var_names=NOT_DECAYED)
     model.compile(
-        optimizer=optimizer,
+        optimizer=keras.optimizers.AdamW(
+            learning_rate, weight_decay=weight_decay,
+            # The average only serves validation and the checkpoint (see
+            # `ValidateAveragedWeights`); training goes on from the raw weights.
+            use_ema=ema_momentum > 0, ema_momentum=ema_momentum or 0.99),
         # Keras' sparse cross-entropy has no label smoothing; the dense one does.
         loss=SparseSmoothedCrossEntropy(smoothing),
         metrics=["accuracy"],
