@@ -126,12 +126,13 @@ class ValidateAveragedWeights(keras.callbacks.Callback):
     the trainable weights. This callback puts the average in place for each
     epoch's validation, with BatchNorm statistics re-estimated for it on
     `batches` (`settle_batch_norm`; the training statistics belong to the raw
-    weights and, measured, left the average at 23-43% validation accuracy in the first epochs),
-    and takes the training state back at the end of the epoch. So `val_*`
-    metrics and a `ModelCheckpoint` on them see the averaged model, while
-    training goes on from the raw weights. Place it after the checkpoint and
-    before `BackupAndRestore`: callbacks run in list order, and a backup must
-    hold the training state, or a resumed run would train on from the average.
+    weights and, measured, left the average at 23-43% validation accuracy in
+    the first epochs), and takes the training state back at the end of the
+    epoch. So `val_*` metrics and a `ModelCheckpoint` on them see the averaged
+    model, while training goes on from the raw weights. Place it after the
+    checkpoint and before `BackupAndRestore`: callbacks run in list order, and
+    a backup must hold the training state, or a resumed run would train on
+    from the average.
 
     Args:
         batches: Model inputs for re-estimating BatchNorm's statistics.

@@ -24,9 +24,9 @@ TIMEOUT = 150  # Seconds for the whole search; a normal run takes about 20.
 
 def test_chief_and_two_workers_share_a_kfold_grid(tmp_path):
     command = [sys.executable, SCRIPT, tmp_path, WORKERS]
-    stdout = run_tuner_cluster({tuner_id: command for tuner_id in
-                       ["chief", *(f"worker{i}" for i in range(WORKERS))]},
-                      free_ports(1)[0], timeout=TIMEOUT)
+    tuner_ids = ["chief", *(f"worker{i}" for i in range(WORKERS))]
+    stdout = run_tuner_cluster({tuner_id: command for tuner_id in tuner_ids},
+                               free_ports(1)[0], timeout=TIMEOUT)
 
     ran = [json.loads(line) for i in range(WORKERS)
            for line in (tmp_path / f"worker{i}.jsonl").read_text().splitlines()]
