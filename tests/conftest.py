@@ -7,7 +7,9 @@ tests. Tests that need to modify a run folder copy it first.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +119,19 @@ def run_tuner_cluster(commands: dict[str, list], port: int, timeout: float) -> d
     for tuner_id, (_, stderr) in outputs.items():
         assert processes[tuner_id].returncode == 0, f"{tuner_id}: {stderr[-3000:]}"
     return {tuner_id: stdout for tuner_id, (stdout, _) in outputs.items()}
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 a moment ago."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(first, first + count):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+    raise RuntimeError("no consecutive free ports found")

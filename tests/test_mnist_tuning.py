@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from hw1_keras.mnist.config import MnistConfig
-from conftest import run_tuner_cluster, write_mnist_slice
+from conftest import consecutive_free_ports, run_tuner_cluster, write_mnist_slice
 from test_cli import assert_single_line, assert_user_error
 from tuning.mnist_settings import STUDIES, StudySettings, apply_setting, study
 
@@ -255,24 +255,6 @@ def test_help_lists_the_tune_flags(cli):
     for flag in ("--tune", "--studies", "--trials", "--epochs-per-trial", "--trial-images",
                  "--fresh"):
         assert flag in result.stdout
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive ports free on 127.0.0.1 a moment ago."""
-    import socket
-
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        try:
-            with contextlib.ExitStack() as stack:
-                for port in range(first, first + count):
-                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-    raise RuntimeError("no consecutive free ports found")
 
 
 def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):

@@ -1,20 +1,27 @@
-"""KerasTuner's chief/worker mode with the k-fold tuner, on loopback only.
+"""KerasTuner's chief/worker mode, on loopback only.
 
-A chief and two workers (`tests/distributed_search.py`) share a 4-point grid:
-every trial must run exactly once, on one of the workers, both workers must get
-work, and the chief must report the best of what they reported.
+A chief and two workers (`tests/distributed_search.py`) share a 4-point k-fold
+grid: every trial must run exactly once, on one of the workers, both workers
+must get work, and the chief must report the best of what they reported. Then
+`tuning.distributed`'s staged searches: a finished stage still answers a late
+worker, and a worker waits for its next stage or learns that the chief is gone.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import run_tuner_cluster
+from conftest import consecutive_free_ports, run_tuner_cluster
 from hw1_keras.cluster import free_ports
+from hw1_keras.errors import InputError
+from tuning import distributed
 
 SCRIPT = Path(__file__).with_name("distributed_search.py")
 WORKERS = 2
@@ -50,3 +57,75 @@ def test_chief_and_two_workers_share_a_kfold_grid(tmp_path):
     for i in range(WORKERS):
         lines = [line for line in stdout[f"worker{i}"].splitlines() if line.startswith("trial ")]
         assert len(lines) == per_worker[f"worker{i}"]
+
+
+@pytest.fixture
+def chief_env(monkeypatch):
+    """KerasTuner's chief environment on a free loopback port; the port."""
+    port = free_ports(1)[0]
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    # A client call that finds no server must fail the test, not wait an hour.
+    from keras_tuner.src.distribute import oracle_client
+    monkeypatch.setattr(oracle_client, "TIMEOUT", 20)
+    yield port
+    distributed.stop_servers()
+
+
+def test_a_finished_stage_still_answers_a_late_worker(chief_env, tmp_path):
+    import keras_tuner
+    from keras_tuner.src.distribute.oracle_client import OracleClient
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("units", [8])
+    tuner = keras_tuner.GridSearch(lambda hp: None, objective=keras_tuner.Objective("score", "max"),
+                                   hyperparameters=space, max_trials=1,
+                                   directory=str(tmp_path), project_name="stage")
+    chief = threading.Thread(target=distributed.search, args=(tuner,), daemon=True)
+    chief.start()
+
+    worker = OracleClient(tuner.oracle)
+    trial = worker.create_trial("worker0")
+    assert trial.status == "RUNNING"
+    worker.update_trial(trial.trial_id, {"score": 1.0})
+    trial.status = "COMPLETED"
+    worker.end_trial(trial)
+    assert worker.create_trial("worker0").status == "STOPPED"
+    chief.join(timeout=10)
+    assert not chief.is_alive()  # The stage is over: the chief goes on.
+
+    # KerasTuner's own chief would have closed the port here, and this worker
+    # would wait (an hour, as shipped) for an oracle that is gone.
+    late = OracleClient(tuner.oracle)
+    assert late.create_trial("worker1").status == "STOPPED"
+    assert tuner.oracle.trials[trial.trial_id].score == 1.0
+
+
+def test_a_worker_waits_for_its_stage_then_notices_a_chief_gone(monkeypatch, capsys):
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    base = consecutive_free_ports(2)
+
+    def listen(port):
+        server = socket.socket()
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        return server
+
+    # Nothing on stage 1's port nor stage 0's: the chief is gone.
+    with pytest.raises(InputError, match="chief has stopped"):
+        distributed.wait_for_stage(1, base)
+
+    # Stage 0 still served, stage 1 opening a moment later: the worker waits for it.
+    with listen(base):
+        opened = []
+        threading.Timer(0.5, lambda: opened.append(listen(base + 1))).start()
+        started = time.monotonic()
+        distributed.wait_for_stage(1, base, poll_seconds=0.05)
+        assert time.monotonic() - started >= 0.4
+        assert f"waiting for the chief's oracle for stage 2 at 127.0.0.1:{base + 1}" \
+            in capsys.readouterr().out
+        # Once open, no wait and nothing printed.
+        distributed.wait_for_stage(1, base)
+        assert capsys.readouterr().out == ""
+        opened[0].close()

@@ -6,12 +6,25 @@ gRPC server at `KERASTUNER_ORACLE_IP:KERASTUNER_ORACLE_PORT`, and workers
 search in stages (random, then grid) needs one server per stage, or a worker
 that finished stage 1 early would ask stage 1's oracle for stage 2's trials.
 So stage s listens on port `KERASTUNER_ORACLE_PORT + s`.
+
+KerasTuner's chief shuts a search's server down once every worker it has
+heard from is told to stop. Between stages that strands a worker: one that
+reaches stage s a moment late (gRPC's reconnect backoff alone can add a
+minute) finds the other workers have already finished it, and then waits an
+hour on a port nobody serves. So here the chief keeps each finished stage's
+server answering "stopped" for as long as it lives (`search`), and a worker
+waits for its next stage's port itself, polling, instead of through gRPC's
+backoff (`stage_port`). A worker that finds both its next and its last stage's
+ports closed knows the chief is gone, and says so.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import socket
+import time
 from pathlib import Path
 
 from hw1_keras.errors import InputError
@@ -45,15 +58,93 @@ def base_port() -> int | None:
 
 @contextlib.contextmanager
 def stage_port(stage: int, base: int | None):
-    """Points KerasTuner at stage `stage`'s port for the duration of the block."""
+    """Points KerasTuner at stage `stage`'s port for the duration of the block.
+
+    Build the stage's tuner inside the block (a worker's `OracleClient` reads
+    the port when it is made). On a worker, the block starts once the chief
+    serves the stage (`wait_for_stage`).
+    """
     if base is None:
         yield
         return
+    if role() == "worker":
+        wait_for_stage(stage, base)
     os.environ[PORT] = str(base + stage)
     try:
         yield
     finally:
         os.environ[PORT] = str(base)
+
+
+def wait_for_stage(stage: int, base: int, poll_seconds: float = 0.2) -> None:
+    """Returns once the chief serves stage `stage` (its port accepts connections).
+
+    Raises:
+        InputError: Stage `stage - 1`'s port has closed too. The chief keeps
+            every stage it served open while it lives, so it has stopped.
+    """
+    address = os.environ[IP]
+    waiting_since = None
+    while not _accepts(address, base + stage):
+        if stage > 0 and not _accepts(address, base + stage - 1):
+            raise InputError(
+                f"the chief's oracle for stage {stage + 1} ({address}:{base + stage}) never "
+                f"opened and stage {stage}'s ({address}:{base + stage - 1}) has closed: the "
+                "chief has stopped; start the workers again together with the chief")
+        if waiting_since is None:
+            waiting_since = time.monotonic()
+            print(f"waiting for the chief's oracle for stage {stage + 1} at "
+                  f"{address}:{base + stage}", flush=True)
+        time.sleep(poll_seconds)
+
+
+def _accepts(address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+# The stages' servers, kept alive until the process exits (see the module doc).
+_SERVERS: list = []
+
+
+@atexit.register
+def stop_servers() -> None:
+    """Stops the servers `search` left answering; runs at exit."""
+    while _SERVERS:
+        _SERVERS.pop().stop(None)
+
+
+def search(tuner, *fit_args, **fit_kwargs) -> None:
+    """`tuner.search(...)` for one stage of a staged search; see the module doc.
+
+    On the chief this serves the tuner's oracle like KerasTuner's own
+    `oracle_chief.start_server`, with two differences: it sees the stage end
+    within a second (KerasTuner polls every 20 s), and it leaves the server
+    running afterwards, answering "stopped" to any worker that comes late.
+    Everywhere else it is `tuner.search`.
+    """
+    if role() != "chief":
+        tuner.search(*fit_args, **fit_kwargs)
+        return
+    # KerasTuner internals: the servicer and the stop test its chief uses.
+    import grpc
+    from concurrent import futures
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    tuner.save()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    servicer = oracle_chief.OracleServicer(tuner.oracle)
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(f"{os.environ[IP]}:{os.environ[PORT]}")
+    server.start()
+    _SERVERS.append(server)
+    # Done once a worker was told to stop and every worker it served has been.
+    while not (servicer.stop_triggered and oracle_chief.exit_chief(tuner.oracle)):
+        time.sleep(1)
 
 
 def default_out(name: str, role: str, root: Path) -> Path:

@@ -259,7 +259,7 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
         with distributed.stage_port(index, port):
             tuner = _study_tuner(config, settings, study, min(len(study.values), budget),
                                  tuning_dir, trained, started)
-            tuner.search(x, y, validation_data=(data.x_val, data.y_val))
+            distributed.search(tuner, x, y, validation_data=(data.x_val, data.y_val))
         budget -= tuner.oracle.max_trials
         if role == "worker":
             continue  # The chief holds the results; a worker only trains.

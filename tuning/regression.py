@@ -205,7 +205,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
             project_name=stage.name,
             overwrite=False,
         )
-        tuner.search(train.x, train.y)
+        distributed.search(tuner, train.x, train.y)
     return tuner
 
 
