@@ -1,4 +1,4 @@
-"""`python run.py bench mnist`: throughput, accuracy, the quick run and resume.
+"""`python run.py bench mnist`: throughput, precision, accuracy, the quick run, resume.
 
 Each part prints its figures and returns them; `--parts` picks which run.
 Full-length parts take long on 2 CPU cores (the accuracy part is one default
@@ -62,6 +62,42 @@ def throughput(config: MnistConfig) -> dict:
     _row("augmented / plain", f"{augmented / plain:.1%}")
     return {"images_per_second_plain": plain, "images_per_second_augmented": augmented,
             "augmented_over_plain": augmented / plain}
+
+
+def precision(config: MnistConfig) -> dict:
+    """Training images/s of the default model and pipeline, float32 versus mixed_bfloat16.
+
+    The two models see the same augmented batches in alternation, so drift in
+    the machine's speed hits both alike. Where the CPU has no bfloat16
+    arithmetic, expect bfloat16 to be slower, not faster.
+    """
+    data = mnist_data.load(config.data, config.validation_size, config.seed)
+    augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
+                                    config.seed, config.zoom, config.elastic)
+    dataset = pipeline.training_dataset(data.x_train, data.y_train, batch_size=config.batch_size,
+                                        seed=config.seed, augment=augment)
+    models = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            seed_everything(config.seed)
+            models[policy] = build_model(hyperparameters(config))
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        models[policy].fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
+    print(f"precision (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, augmented "
+          "pipeline, same architecture)")
+    rates = {policy: [] for policy in models}
+    for policy in [*models, *models]:
+        start = time.perf_counter()
+        models[policy].fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
+        rates[policy].append(THROUGHPUT_STEPS * config.batch_size / (time.perf_counter() - start))
+    full, half = max(rates["float32"]), max(rates["mixed_bfloat16"])
+    _row("images/s, float32", f"{full:.0f}")
+    _row("images/s, mixed_bfloat16", f"{half:.0f}")
+    _row("bfloat16 / float32", f"{half / full:.2f}x")
+    return {"images_per_second_float32": full, "images_per_second_bfloat16": half,
+            "bfloat16_over_float32": half / full}
 
 
 def _run_cli(args: list[str], **popen) -> subprocess.Popen:
@@ -152,6 +188,8 @@ def main(args) -> dict:
     for part in args.parts:
         if part == "throughput":
             results.update(throughput(config))
+        elif part == "precision":
+            results.update(precision(config))
         elif part == "quick":
             results.update(quick(config, out))
         elif part == "accuracy":

@@ -27,7 +27,7 @@ from tuning.settings import CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSetting
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-PARTS = ("throughput", "quick", "accuracy", "resume")  # Of bench mnist.
+PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", metavar="NPZ",
                        help="mnist, distribute: a local MNIST .npz (required)")
     bench.add_argument("--parts", type=_parts, default=["throughput", "quick"],
-                       help="mnist: comma-separated parts among throughput,quick,accuracy,"
-                            "resume (default: throughput,quick; accuracy takes ~25 min a seed)")
+                       help="mnist: comma-separated parts among throughput,precision,quick,"
+                            "accuracy,resume (default: throughput,quick; accuracy takes ~25 "
+                            "min a seed)")
     bench.add_argument("--cv", choices=CV_KINDS, default="contiguous",
                        help="tune: the search's folds (default: contiguous, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=4,

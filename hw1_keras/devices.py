@@ -7,6 +7,9 @@ machines; this module picks the settings for each and prints them once:
   the regression's multi-step loop keeps XLA, which is ~4x faster here.
 * GPU: memory growth, `mixed_float16` for the CNN (its logits stay float32),
   XLA for the CNN.
+* `--precision bfloat16` (`mixed_bfloat16`): opt-in, for CPUs with bfloat16
+  arithmetic (AVX512_BF16 or AMX); `python run.py bench mnist --parts
+  precision` measures whether it pays on a given machine.
 * `--distribute auto`: `MirroredStrategy` when more than one GPU is visible,
   else no strategy; `multiworker` reads `TF_CONFIG`.
 
@@ -23,7 +26,9 @@ import os
 from hw1_keras.config import option, require
 from hw1_keras.errors import InputError
 
-PRECISIONS = ("auto", "float32", "mixed")
+PRECISIONS = ("auto", "float32", "mixed", "bfloat16")
+# What each choice trains with, as a Keras dtype policy.
+POLICIES = {"float32": "float32", "mixed": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 JIT = ("auto", "on", "off")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 TASKS = ("regression", "mnist")
@@ -35,7 +40,9 @@ class DeviceConfig:
 
     precision: str = option(
         "auto", "auto: mixed_float16 for the CNN on GPU, else float32 (float16 is "
-        "slower on CPUs and buys the tiny regression MLP nothing); float32; mixed"
+        "slower on CPUs and buys the tiny regression MLP nothing); float32; mixed "
+        "(float16); bfloat16 (mixed_bfloat16: faster only on CPUs with bfloat16 "
+        "arithmetic, AVX512_BF16 or AMX; see `bench mnist --parts precision`)"
     )
     jit: str = option(
         "auto", "XLA: auto = where measured faster (the CNN on GPU; the regression's "
@@ -51,7 +58,8 @@ class DeviceConfig:
     )
 
     def __post_init__(self):
-        require(self.precision in PRECISIONS, self, "precision", "auto, float32 or mixed")
+        require(self.precision in PRECISIONS, self, "precision",
+                "auto, float32, mixed or bfloat16")
         require(self.jit in JIT, self, "jit", "auto, on or off")
         require(self.distribute in STRATEGIES, self, "distribute",
                 "auto, none, mirrored or multiworker")
@@ -66,7 +74,7 @@ class Policy:
     devices: tuple[str, ...]  # The local devices the strategy uses.
     strategy: str  # "none", "mirrored" or "multiworker".
     workers: int  # Machines (processes) taking part; 1 unless multiworker.
-    precision: str  # "float32" or "mixed_float16".
+    precision: str  # A Keras dtype policy: "float32", "mixed_float16" or "mixed_bfloat16".
     jit: bool
 
     @property
@@ -147,7 +155,7 @@ def choose_policy(device: DeviceConfig, task: str, gpus: list[str], cpus: list[s
         devices=tuple(local),
         strategy=strategy,
         workers=workers,
-        precision="mixed_float16" if precision == "mixed" else "float32",
+        precision=POLICIES[precision],
         jit=jit == "on",
     )
 
@@ -328,8 +336,8 @@ def single_device_copy(model, build, policy: Policy):
     """`model`'s trained weights in a fresh float32 model outside any strategy.
 
     Evaluation, plots and the SavedModel use this copy, so they are the same on
-    every kind of run: no mirrored variables, no float16, no collective ops that
-    would need every worker to take part.
+    every kind of run: no mirrored variables, no float16 or bfloat16, no
+    collective ops that would need every worker to take part.
 
     Args:
         model: The trained model.
