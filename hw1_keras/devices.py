@@ -3,8 +3,9 @@
 The same training code runs on a laptop CPU, one GPU, several GPUs and several
 machines; this module picks the settings for each and prints them once:
 
-* CPU: float32 and no XLA for the CNN (both measured slower on these CPUs);
-  the regression's multi-step loop keeps XLA, which is ~4x faster here.
+* CPU: float32 and no XLA for the CNN (float16 and XLA both measured slower
+  on these CPUs); the regression's multi-step loop keeps XLA, which is ~4x
+  faster here.
 * GPU: memory growth, `mixed_float16` for the CNN (its logits stay float32),
   XLA for the CNN.
 * `--precision bfloat16` (`mixed_bfloat16`): opt-in, for CPUs with bfloat16

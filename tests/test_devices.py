@@ -60,6 +60,7 @@ def test_overrides_win_over_auto():
     chosen = policy("mnist", ONE_GPU, precision="float32", jit="off")
     assert (chosen.precision, chosen.jit) == ("float32", False)
     assert policy("mnist", [], precision="mixed", jit="on").precision == "mixed_float16"
+    assert policy("mnist", [], precision="bfloat16").precision == "mixed_bfloat16"
     # Replicated, the regression uses Keras' own step, which runs without XLA.
     assert not policy("regression", [], distribute="mirrored").jit
 
@@ -142,14 +143,23 @@ def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_p
     assert (tmp_path / "mirrored" / "saved_model" / "saved_model.pb").exists()
 
 
-def test_mnist_mirrored_over_two_logical_cpus_exports_a_plain_model(cli, tmp_path, small_npz):
+@pytest.mark.parametrize("flags, device", [
+    (["--distribute", "mirrored", "--cpu-devices", "2"], {"replicas": 2, "precision": "float32"}),
+    (["--precision", "bfloat16"], {"replicas": 1, "precision": "mixed_bfloat16"}),
+], ids=["mirrored", "bfloat16"])
+def test_mnist_trained_mirrored_or_in_bfloat16_exports_a_plain_model(cli, tmp_path, small_npz,
+                                                                     flags, device):
     out = tmp_path / "run"
     result = cli("mnist", "--data", small_npz, "--validation-size", "200", "--dense-units", "64",
-                 "--epochs", "1", "--distribute", "mirrored", "--cpu-devices", "2", "--out", out,
-                 timeout=240)
+                 "--epochs", "1", *flags, "--out", out, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = _metrics(out)
-    assert metrics["device"]["replicas"] == 2 and metrics["epochs"] == 1
+    assert {key: metrics["device"][key] for key in device} == device
+    assert metrics["epochs"] == 1
+    import tensorflow as tf
+
+    exported = tf.saved_model.load(str(out / "saved_model"))
+    assert {v.dtype for v in exported.variables if v.dtype.is_floating} == {tf.float32}
     # The export is the single-device float32 model: it answers in a fresh process.
     image = np.load(small_npz)["x_test"][:1]
     check = cli("predict", "--model", out / "saved_model", *_pngs(tmp_path, image))
