@@ -77,13 +77,14 @@ def precision(config: MnistConfig) -> dict:
     dataset = pipeline.training_dataset(data.x_train, data.y_train, batch_size=config.batch_size,
                                         seed=config.seed, augment=augment)
     models = {}
+    previous = keras.mixed_precision.global_policy()
     for policy in ("float32", "mixed_bfloat16"):
         keras.mixed_precision.set_global_policy(policy)
         try:
             seed_everything(config.seed)
             models[policy] = build_model(hyperparameters(config))
         finally:
-            keras.mixed_precision.set_global_policy("float32")
+            keras.mixed_precision.set_global_policy(previous)
         models[policy].fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
     print(f"precision (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, augmented "
           "pipeline, same architecture)")

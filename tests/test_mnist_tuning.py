@@ -281,4 +281,5 @@ def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
     best = max(t["best"] for t in completed)
     assert summary["winner"]["best"] == best
     assert (tmp_path / "chief" / "saved_model").exists()  # The chief retrained the winner.
+    assert "So Far" not in stdout["chief"]  # Quiet (TrialLines) on the chief too: no KerasTuner tables.
     assert "worker done" in workers[0]

@@ -9,7 +9,9 @@ worker, and a worker waits for its next stage or learns that the chief is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import socket
 import sys
 import threading
@@ -113,13 +115,16 @@ def test_a_worker_waits_for_its_stage_then_notices_a_chief_gone(monkeypatch, cap
         return server
 
     # Nothing on stage 1's port nor stage 0's: the chief is gone.
-    with pytest.raises(InputError, match="chief has stopped"):
+    with pytest.raises(InputError, match="chief has stopped or finished"):
         distributed.wait_for_stage(1, base)
+    # Nothing on stage 0's: the chief may start later, but not never.
+    with pytest.raises(InputError, match=f"no chief's oracle at 127.0.0.1:{base} after 0 s"):
+        distributed.wait_for_stage(0, base, poll_seconds=0.05, first_stage_timeout=0.2)
+    capsys.readouterr()
 
     # Stage 0 still served, stage 1 opening a moment later: the worker waits for it.
-    with listen(base):
-        opened = []
-        threading.Timer(0.5, lambda: opened.append(listen(base + 1))).start()
+    with listen(base), contextlib.ExitStack() as opened:
+        threading.Timer(0.5, lambda: opened.enter_context(listen(base + 1))).start()
         started = time.monotonic()
         distributed.wait_for_stage(1, base, poll_seconds=0.05)
         assert time.monotonic() - started >= 0.4
@@ -128,4 +133,38 @@ def test_a_worker_waits_for_its_stage_then_notices_a_chief_gone(monkeypatch, cap
         # Once open, no wait and nothing printed.
         distributed.wait_for_stage(1, base)
         assert capsys.readouterr().out == ""
-        opened[0].close()
+
+
+def test_only_a_worker_waits_for_a_stage(monkeypatch):
+    waited = []
+    monkeypatch.setattr(distributed, "wait_for_stage", lambda *args: waited.append(args))
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8000")
+    for tuner_id in ("chief", "worker3"):
+        monkeypatch.setenv("KERASTUNER_TUNER_ID", tuner_id)
+        with distributed.stage_port(2, 8000):
+            assert os.environ["KERASTUNER_ORACLE_PORT"] == "8002"
+        assert os.environ["KERASTUNER_ORACLE_PORT"] == "8000"
+    assert waited == [(2, 8000)]
+    with distributed.stage_port(2, None):  # Not distributed: nothing to wait for.
+        assert os.environ["KERASTUNER_ORACLE_PORT"] == "8000"
+
+
+def test_a_chief_refuses_a_port_in_use(chief_env):
+    with socket.socket() as taken:
+        # As another gRPC server holds it: gRPC's default would share the port.
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", chief_env))
+        taken.listen()
+        refused = []
+
+        def chief():  # In a thread: were the port shared, it would serve for good.
+            try:
+                distributed.serve(oracle=None)
+            except InputError as error:
+                refused.append(str(error))
+
+        thread = threading.Thread(target=chief, daemon=True)
+        thread.start()
+        thread.join(timeout=10)
+    assert refused and f"cannot listen on 127.0.0.1:{chief_env}" in refused[0], refused

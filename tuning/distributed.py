@@ -12,7 +12,7 @@ heard from is told to stop. Between stages that strands a worker: one that
 reaches stage s a moment late (gRPC's reconnect backoff alone can add a
 minute) finds the other workers have already finished it, and then waits an
 hour on a port nobody serves. So here the chief keeps each finished stage's
-server answering "stopped" for as long as it lives (`search`), and a worker
+server answering "stopped" for as long as it lives (`serve`), and a worker
 waits for its next stage's port itself, polling, instead of through gRPC's
 backoff (`stage_port`). A worker that finds both its next and its last stage's
 ports closed knows the chief is gone, and says so.
@@ -76,23 +76,41 @@ def stage_port(stage: int, base: int | None):
         os.environ[PORT] = str(base)
 
 
-def wait_for_stage(stage: int, base: int, poll_seconds: float = 0.2) -> None:
+def wait_for_stage(stage: int, base: int, poll_seconds: float = 0.2,
+                   first_stage_timeout: float = 3600) -> None:
     """Returns once the chief serves stage `stage` (its port accepts connections).
 
+    A later stage may take as long as the other workers' trials of the stage
+    before it; the first waits at most `first_stage_timeout` seconds (as long
+    as KerasTuner's own client waits) for the chief to start.
+
     Raises:
-        InputError: Stage `stage - 1`'s port has closed too. The chief keeps
-            every stage it served open while it lives, so it has stopped.
+        InputError: The chief's address does not resolve; or stage
+            `stage - 1`'s port has closed too (the chief keeps every stage it
+            served open while it lives, so it has stopped or finished); or
+            the first stage never opened.
     """
     address = os.environ[IP]
-    waiting_since = None
+    try:
+        socket.getaddrinfo(address, base + stage)
+    except socket.gaierror:
+        raise InputError(f"{IP}={address!r} is not an address this machine can resolve; "
+                         "set it to the chief's IP address or host name") from None
+    started = time.monotonic()
+    announced = False
     while not _accepts(address, base + stage):
         if stage > 0 and not _accepts(address, base + stage - 1):
             raise InputError(
-                f"the chief's oracle for stage {stage + 1} ({address}:{base + stage}) never "
-                f"opened and stage {stage}'s ({address}:{base + stage - 1}) has closed: the "
-                "chief has stopped; start the workers again together with the chief")
-        if waiting_since is None:
-            waiting_since = time.monotonic()
+                f"the chief's oracle for stage {stage + 1} ({address}:{base + stage}) is not "
+                f"open and stage {stage}'s ({address}:{base + stage - 1}) has closed: the "
+                "chief has stopped or finished; if its search was not done, start the "
+                "workers again together with it (a rerun resumes)")
+        if stage == 0 and time.monotonic() - started > first_stage_timeout:
+            raise InputError(
+                f"no chief's oracle at {address}:{base} after {first_stage_timeout:.0f} s; "
+                f"start the chief (KERASTUNER_TUNER_ID=chief) or check {IP} and {PORT}")
+        if not announced:
+            announced = True
             print(f"waiting for the chief's oracle for stage {stage + 1} at "
                   f"{address}:{base + stage}", flush=True)
         time.sleep(poll_seconds)
@@ -120,30 +138,53 @@ def stop_servers() -> None:
 def search(tuner, *fit_args, **fit_kwargs) -> None:
     """`tuner.search(...)` for one stage of a staged search; see the module doc.
 
-    On the chief this serves the tuner's oracle like KerasTuner's own
-    `oracle_chief.start_server`, with two differences: it sees the stage end
-    within a second (KerasTuner polls every 20 s), and it leaves the server
-    running afterwards, answering "stopped" to any worker that comes late.
-    Everywhere else it is `tuner.search`.
+    On the chief, KerasTuner's `search` serves the oracle through
+    `oracle_chief.start_server`; for the call, that is replaced by `serve`.
     """
     if role() != "chief":
         tuner.search(*fit_args, **fit_kwargs)
         return
-    # KerasTuner internals: the servicer and the stop test its chief uses.
+    from keras_tuner.src.distribute import oracle_chief
+
+    # KerasTuner's BaseTuner.search looks the function up when it serves.
+    original = oracle_chief.start_server
+    oracle_chief.start_server = serve
+    try:
+        tuner.search(*fit_args, **fit_kwargs)
+    finally:
+        oracle_chief.start_server = original
+
+
+def serve(oracle) -> None:
+    """Serves `oracle` until its search is done, then leaves it answering.
+
+    KerasTuner's `oracle_chief.start_server` with three differences: it sees
+    the search end within a second (KerasTuner polls every 20 s); the server
+    stays up afterwards, until the process exits, telling a late worker
+    "stopped"; and a port already in use is an error, not shared (gRPC's
+    default `SO_REUSEPORT` would let an old chief's finished stages answer a
+    new cluster's workers).
+    """
     import grpc
     from concurrent import futures
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    tuner.save()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    servicer = oracle_chief.OracleServicer(tuner.oracle)
+    address = f"{os.environ[IP]}:{os.environ[PORT]}"
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
+                         options=[("grpc.so_reuseport", 0)])
+    servicer = oracle_chief.OracleServicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    server.add_insecure_port(f"{os.environ[IP]}:{os.environ[PORT]}")
+    try:
+        server.add_insecure_port(address)
+    except RuntimeError:
+        raise InputError(f"the chief cannot listen on {address} (in use, or not this "
+                         f"machine's address); free the port or set another {PORT} (the "
+                         "ports after it serve the later stages)") from None
     server.start()
     _SERVERS.append(server)
     # Done once a worker was told to stop and every worker it served has been.
-    while not (servicer.stop_triggered and oracle_chief.exit_chief(tuner.oracle)):
+    while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
         time.sleep(1)
 
 
