@@ -37,13 +37,24 @@ def _row(label: str, value: str) -> None:
     print(f"  {label:<46} {value}", flush=True)
 
 
+def _augmentation(config: MnistConfig):
+    return pipeline.augmentation(config.rotation, config.translation, config.shear,
+                                 config.seed, config.zoom, config.elastic)
+
+
+def _images_per_second(model: keras.Model, dataset, batch_size: int) -> float:
+    """Trains `model` on `THROUGHPUT_STEPS` batches of `dataset`; its images/s."""
+    start = time.perf_counter()
+    model.fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
+    return THROUGHPUT_STEPS * batch_size / (time.perf_counter() - start)
+
+
 def throughput(config: MnistConfig) -> dict:
     """Training images/s of the default model, augmentation on versus off."""
     data = mnist_data.load(config.data, config.validation_size, config.seed)
     seed_everything(config.seed)
     model = build_model(hyperparameters(config))
-    augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
-                                    config.seed, config.zoom, config.elastic)
+    augment = _augmentation(config)
     results = {}
     print(f"throughput (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, same model)")
     # Alternate twice so that drift in the machine's speed hits both alike.
@@ -52,10 +63,8 @@ def throughput(config: MnistConfig) -> dict:
             data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed,
             augment=augment if name == "augmented" else None)
         model.fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
-        start = time.perf_counter()
-        model.fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
-        rate = THROUGHPUT_STEPS * config.batch_size / (time.perf_counter() - start)
-        results.setdefault(name, []).append(rate)
+        results.setdefault(name, []).append(
+            _images_per_second(model, dataset, config.batch_size))
     plain, augmented = max(results["plain"]), max(results["augmented"])
     _row("images/s, augmentation off", f"{plain:.0f}")
     _row("images/s, augmentation on", f"{augmented:.0f}")
@@ -72,10 +81,8 @@ def precision(config: MnistConfig) -> dict:
     arithmetic, expect bfloat16 to be slower, not faster.
     """
     data = mnist_data.load(config.data, config.validation_size, config.seed)
-    augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
-                                    config.seed, config.zoom, config.elastic)
     dataset = pipeline.training_dataset(data.x_train, data.y_train, batch_size=config.batch_size,
-                                        seed=config.seed, augment=augment)
+                                        seed=config.seed, augment=_augmentation(config))
     models = {}
     previous = keras.mixed_precision.global_policy()
     for policy in ("float32", "mixed_bfloat16"):
@@ -89,10 +96,8 @@ def precision(config: MnistConfig) -> dict:
     print(f"precision (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, augmented "
           "pipeline, same architecture)")
     rates = {policy: [] for policy in models}
-    for policy in [*models, *models]:
-        start = time.perf_counter()
-        models[policy].fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
-        rates[policy].append(THROUGHPUT_STEPS * config.batch_size / (time.perf_counter() - start))
+    for policy in [*models, *models]:  # Alternating, as in `throughput`.
+        rates[policy].append(_images_per_second(models[policy], dataset, config.batch_size))
     full, half = max(rates["float32"]), max(rates["mixed_bfloat16"])
     _row("images/s, float32", f"{full:.0f}")
     _row("images/s, mixed_bfloat16", f"{half:.0f}")

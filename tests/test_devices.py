@@ -156,15 +156,49 @@ def test_mnist_trained_mirrored_or_in_bfloat16_exports_a_plain_model(cli, tmp_pa
     metrics = _metrics(out)
     assert {key: metrics["device"][key] for key in device} == device
     assert metrics["epochs"] == 1
-    import tensorflow as tf
-
-    exported = tf.saved_model.load(str(out / "saved_model"))
-    assert {v.dtype for v in exported.variables if v.dtype.is_floating} == {tf.float32}
+    # No bfloat16 or float16 anywhere in the exported graph (a mixed-precision
+    # model keeps float32 weights, but its graph would compute in bfloat16).
+    assert not graph_dtypes(out / "saved_model") & {"bfloat16", "float16"}
     # The export is the single-device float32 model: it answers in a fresh process.
     image = np.load(small_npz)["x_test"][:1]
     check = cli("predict", "--model", out / "saved_model", *_pngs(tmp_path, image))
     assert check.returncode == 0, check.stderr[-2000:]
     assert check.stdout.count("(") == 1
+
+
+def graph_dtypes(saved_model_dir) -> set[str]:
+    """Every dtype a SavedModel's graph and functions name, e.g. {"float32", "uint8", ...}."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString(
+        (saved_model_dir / "saved_model.pb").read_bytes())
+    graph = proto.meta_graphs[0].graph_def
+    nodes = [*graph.node, *(node for function in graph.library.function
+                             for node in function.node_def)]
+    found = set()
+    for node in nodes:
+        for value in node.attr.values():
+            found.update([value.type] if value.type else [])
+            found.update(value.list.type)
+    return {tf.dtypes.as_dtype(dtype).name for dtype in found}
+
+
+def test_graph_dtypes_sees_bfloat16_compute(tmp_path):
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        for policy in ("float32", "mixed_bfloat16"):
+            keras.mixed_precision.set_global_policy(policy)
+            inputs = keras.Input((4,))
+            model = keras.Model(inputs, keras.layers.Dense(2, dtype="float32")(
+                keras.layers.Dense(3)(inputs)))
+            model.export(tmp_path / policy, verbose=False)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert "bfloat16" not in graph_dtypes(tmp_path / "float32")
+    assert "bfloat16" in graph_dtypes(tmp_path / "mixed_bfloat16")
 
 
 def _pngs(folder, images):
