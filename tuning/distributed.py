@@ -130,7 +130,7 @@ _SERVERS: list = []
 
 @atexit.register
 def stop_servers() -> None:
-    """Stops the servers `search` left answering; runs at exit."""
+    """Stops the servers `serve` left answering; runs at exit."""
     while _SERVERS:
         _SERVERS.pop().stop(None)
 
