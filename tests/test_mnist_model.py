@@ -52,6 +52,16 @@ def test_dense_units_and_dropout_rates_are_applied():
     assert model.get_layer("dense_dropout").rate == pytest.approx(0.3)
 
 
+def test_dense_batch_norm_normalizes_the_dense_layer_before_its_relu():
+    model = _model(dense_batch_norm=1)
+    dense = model.get_layer("dense")
+    assert dense.use_bias is False and dense.activation is keras.activations.linear
+    order = [layer.name for layer in model.layers]
+    assert order.index("dense") < order.index("dense_batch_norm") < order.index("dense_relu")
+    # The dense bias (1024) gives way to BN's scale, shift and two moving statistics.
+    assert model.count_params() == 3_241_642 - 1024 + 4 * 1024
+
+
 def test_the_model_normalizes_raw_pixels_itself():
     model = build_model()
     normalize = model.get_layer("normalize")
@@ -65,3 +75,12 @@ def test_inference_is_deterministic():
     images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(model(images, training=False)),
                                   np.asarray(model(images, training=False)))
+
+
+def test_activation_maps_show_the_conv_blocks_not_the_dense_relu(tmp_path):
+    from hw1_keras.mnist import plots
+
+    model = _model(dense_batch_norm=1)
+    image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
+    path = plots.activations(model, image, tmp_path / "activations.png")
+    assert path.stat().st_size > 10_000

@@ -46,6 +46,9 @@ class MnistConfig:
     dropout: float = option(0.25, "after the last conv block, as in the homework")
     dense_dropout: float = option(0.5, "before the logits; the dense layer has most weights")
     batch_norm: int = option(1, "1: BatchNorm after each conv (the homework found it helps); 0: none")
+    dense_batch_norm: int = option(
+        0, "1: BatchNorm between the large dense layer and its ReLU as well; 0: none "
+        "(the homework's network)")
     downsampling: str = option("maxpool", "maxpool, or stride (2x2-strided convolutions)")
     augmented_copy: int = option(
         1, "1: each epoch adds a freshly augmented copy of every image (the homework's "
@@ -79,6 +82,7 @@ class MnistConfig:
         require(0 <= self.dropout < 1, self, "dropout", "a rate in [0, 1)")
         require(0 <= self.dense_dropout < 1, self, "dense_dropout", "a rate in [0, 1)")
         require(self.batch_norm in (0, 1), self, "batch_norm", "0 or 1")
+        require(self.dense_batch_norm in (0, 1), self, "dense_batch_norm", "0 or 1")
         require(self.downsampling in DOWNSAMPLING, self, "downsampling", "maxpool or stride")
         require(self.augmented_copy in (0, 1), self, "augmented_copy", "0 or 1")
         require(0 <= self.rotation <= 180, self, "rotation", "degrees in [0, 180]")

@@ -32,7 +32,8 @@ def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
     hp.Fixed("conv_blocks", len(config.filters))
     for index, filters in enumerate(config.filters, 1):
         hp.Fixed(f"filters_{index}", filters)
-    for name in ("dense_units", "dropout", "dense_dropout", "batch_norm", "downsampling",
+    for name in ("dense_units", "dropout", "dense_dropout", "batch_norm", "dense_batch_norm",
+                 "downsampling",
                  "learning_rate", "weight_decay", "label_smoothing", "ema_momentum",
                  "batch_size"):
         hp.Fixed(name, getattr(config, name))
@@ -42,7 +43,8 @@ def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
 def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
     """Builds and compiles the CNN: [Conv 3x3 -> BN -> ReLU -> MaxPool] x blocks.
 
-    Then Dropout -> Flatten -> Dense(ReLU) -> Dropout -> Dense(10) logits. The
+    Then Dropout -> Flatten -> Dense (-> BN if `dense_batch_norm`) -> ReLU ->
+    Dropout -> Dense(10) logits. The
     model takes raw pixels (0-255, shape (N, 28, 28, 1)) and normalizes them
     itself with MNIST's mean and standard deviation.
 
@@ -82,9 +84,14 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
     x = layers.Dropout(hp.Float("dropout", 0.0, 0.6, default=DEFAULTS.dropout),
                        name="conv_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
+    dense_batch_norm = hp.Int("dense_batch_norm", 0, 1, default=DEFAULTS.dense_batch_norm)
     x = layers.Dense(hp.Int("dense_units", 32, 4096, sampling="log",
                             default=DEFAULTS.dense_units),
-                     activation="relu", name="dense")(x)
+                     activation=None if dense_batch_norm else "relu",
+                     use_bias=not dense_batch_norm, name="dense")(x)
+    if dense_batch_norm:
+        x = layers.BatchNormalization(name="dense_batch_norm", synchronized=replicated)(x)
+        x = layers.ReLU(name="dense_relu")(x)
     x = layers.Dropout(hp.Float("dense_dropout", 0.0, 0.7, default=DEFAULTS.dense_dropout),
                        name="dense_dropout")(x)
     # float32 logits under mixed precision: softmax and the loss need the range.

@@ -36,7 +36,8 @@ def filters(model: keras.Model, path: str | Path) -> Path:
 def activations(model: keras.Model, image: np.ndarray, path: str | Path,
                 maps_per_layer: int = 32) -> Path:
     """Each conv block's activation maps (after ReLU) for one image (fig. 10b)."""
-    relus = [layer for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
+    relus = [layer for layer in model.layers  # Conv blocks' ReLUs: 4-D maps, not dense units.
+             if isinstance(layer, keras.layers.ReLU) and len(layer.output.shape) == 4]
     probe = keras.Model(model.input, [layer.output for layer in relus])
     outputs = probe(image[np.newaxis, ..., np.newaxis].astype("float32"), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
