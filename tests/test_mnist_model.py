@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from hw1_keras.mnist import plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import build_model, hyperparameters
 
@@ -78,8 +79,6 @@ def test_inference_is_deterministic():
 
 
 def test_activation_maps_show_the_conv_blocks_not_the_dense_relu(tmp_path):
-    from hw1_keras.mnist import plots
-
     model = _model(dense_batch_norm=1)
     image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
     path = plots.activations(model, image, tmp_path / "activations.png")

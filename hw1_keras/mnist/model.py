@@ -33,9 +33,8 @@ def hyperparameters(config: MnistConfig) -> keras_tuner.HyperParameters:
     for index, filters in enumerate(config.filters, 1):
         hp.Fixed(f"filters_{index}", filters)
     for name in ("dense_units", "dropout", "dense_dropout", "batch_norm", "dense_batch_norm",
-                 "downsampling",
-                 "learning_rate", "weight_decay", "label_smoothing", "ema_momentum",
-                 "batch_size"):
+                 "downsampling", "learning_rate", "weight_decay", "label_smoothing",
+                 "ema_momentum", "batch_size"):
         hp.Fixed(name, getattr(config, name))
     return hp
 
@@ -44,9 +43,9 @@ def build_model(hp: keras_tuner.HyperParameters | None = None) -> keras.Model:
     """Builds and compiles the CNN: [Conv 3x3 -> BN -> ReLU -> MaxPool] x blocks.
 
     Then Dropout -> Flatten -> Dense (-> BN if `dense_batch_norm`) -> ReLU ->
-    Dropout -> Dense(10) logits. The
-    model takes raw pixels (0-255, shape (N, 28, 28, 1)) and normalizes them
-    itself with MNIST's mean and standard deviation.
+    Dropout -> Dense(10) logits. The model takes raw pixels (0-255, shape
+    (N, 28, 28, 1)) and normalizes them itself with MNIST's mean and standard
+    deviation.
 
     Args:
         hp: Hyperparameters; missing ones take `MnistConfig`'s defaults.
