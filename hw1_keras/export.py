@@ -49,6 +49,7 @@ def export_saved_model(
     )
     archive.write_out(str(partial), verbose=False)
     old = path.with_name(path.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)  # Left by a kill between the renames below.
     if path.exists():
         path.rename(old)
     partial.rename(path)
@@ -70,7 +71,12 @@ def load_endpoint(path: str | Path) -> Callable:
             f"--model {path}: not a SavedModel folder (no saved_model.pb); pass the "
             "saved_model/ folder of a run"
         )
-    loaded = tf.saved_model.load(str(path))
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as error:  # TensorFlow raises many kinds for a damaged model.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise InputError(f"--model {path}: not a readable SavedModel ({type(error).__name__}: "
+                         f"{first_line[:200]}); export it again with run.py") from None
     if not hasattr(loaded, ENDPOINT):
         raise InputError(f"--model {path}: the SavedModel has no '{ENDPOINT}' endpoint")
     endpoint = getattr(loaded, ENDPOINT)

@@ -25,12 +25,16 @@ def make_run_dir(out: str | None, task: str) -> Path:
         The folder, created.
 
     Raises:
-        InputError: `out` exists and is not a folder.
+        InputError: `out` exists and is not a folder, or cannot be created.
     """
     path = Path(out) if out else RUNS_ROOT / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path}: exists and is not a folder; name a folder")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--out {path}: cannot create the folder ({error.strerror}); "
+                         "name a folder you can write to") from None
     return path
 
 

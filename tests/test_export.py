@@ -121,6 +121,28 @@ def test_re_export_replaces_the_model(tmp_path, inputs):
                                newer.predict(inputs, verbose=0), atol=1e-5)
 
 
+def test_an_export_interrupted_between_its_renames_does_not_block_the_next(tmp_path, inputs):
+    path = tmp_path / "saved_model"
+    export_saved_model(make_model(4), path, SIGNATURE)
+    # A kill after the new model moved in but before the old one was deleted.
+    (tmp_path / "saved_model.old").mkdir()
+    (tmp_path / "saved_model.old" / "saved_model.pb").write_bytes(b"stale")
+    model = make_model(5)
+    export_saved_model(model, path, SIGNATURE)
+    assert {p.name for p in tmp_path.iterdir()} == {"saved_model"}
+    np.testing.assert_allclose(load_endpoint(path)(tf.constant(inputs)).numpy(),
+                               model.predict(inputs, verbose=0), atol=1e-5)
+
+
+def test_load_endpoint_rejects_a_damaged_savedmodel_in_one_line(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(InputError) as caught:
+        load_endpoint(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"--model {tmp_path}: not a readable SavedModel")
+    assert "\n" not in message
+
+
 def test_load_endpoint_rejects_a_folder_without_a_model(tmp_path):
     (tmp_path / "notes.txt").write_text("not a model")
     for path in (tmp_path, tmp_path / "missing"):

@@ -43,6 +43,8 @@ def test_reads_a_valid_file(tmp_path):
          "y_train[7] is 12; labels must be 0-9"),
         (lambda a: a.update(y_test=a["y_test"] - 1), "labels must be 0-9"),
         (lambda a: a.update(y_train=a["y_train"].astype(np.float32)), "expected integers"),
+        (lambda a: a.update(x_test=a["x_test"][:0], y_test=a["y_test"][:0]),
+         "x_test holds no images"),
     ],
 )
 def test_bad_files_are_rejected_in_one_line(tmp_path, change, message):
@@ -62,6 +64,15 @@ def test_missing_and_unreadable_files(tmp_path):
     garbage.write_bytes(b"not a zip archive")
     with pytest.raises(InputError, match="not a readable .npz"):
         mnist_data.load_arrays(str(garbage))
+
+
+def test_a_single_npy_array_is_not_taken_for_an_archive(tmp_path):
+    path = tmp_path / "x_train.npy"
+    np.save(path, _arrays()["x_train"])
+    with pytest.raises(InputError) as error:
+        mnist_data.load_arrays(str(path))
+    assert "a single uint8 array of shape (60, 28, 28), not an .npz" in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_split_is_stratified_sized_and_seeded():

@@ -50,7 +50,12 @@ def _read_npz(path: Path):
     if not path.is_file():
         raise InputError(f"--data {path}: no such file; pass a .npz in keras.datasets.mnist layout")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):  # A lone .npy array.
+            raise InputError(
+                f"--data {path}: a single {loaded.dtype} array of shape {loaded.shape}, not "
+                f"an .npz archive; pass a .npz holding {', '.join(KEYS)}")
+        with loaded as archive:
             missing = [key for key in KEYS if key not in archive.files]
             if missing:
                 raise InputError(
@@ -68,6 +73,8 @@ def _read_npz(path: Path):
 
 
 def _check_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    if len(images) == 0:
+        raise InputError(f"--data {path}: x_{split} holds no images; expected at least one")
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
         raise InputError(
             f"--data {path}: x_{split} is {images.dtype} {images.shape}; "
