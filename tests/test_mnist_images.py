@@ -52,6 +52,46 @@ def test_transparent_png_counts_transparency_as_paper(tmp_path):
     assert digit[14, 14] > 200 and digit[0, 0] == 0
 
 
+def _ink_box(digit):
+    rows, columns = np.nonzero(digit > 0.2 * digit.max())
+    return np.ptp(rows) + 1, np.ptp(columns) + 1
+
+
+def test_a_photo_stored_sideways_is_turned_upright_by_its_exif_orientation(tmp_path):
+    upright = np.full((80, 60), 240, np.uint8)
+    upright[10:70, 27:33] = 20  # A tall dark "1" on light paper.
+    # Stored turned 90 degrees counter-clockwise, as phones do; orientation 6
+    # tells viewers to turn it back clockwise.
+    stored = Image.fromarray(upright).rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    stored.save(path, exif=exif)
+    height, width = _ink_box(load_digit(path))
+    assert height == 20 and width < 5  # Upright: tall and thin, not lying down.
+
+
+def test_a_16_bit_greyscale_png_reads_like_its_8_bit_twin(tmp_path):
+    eight = np.full((50, 40), 230, np.uint8)
+    eight[8:42, 18:23] = 30
+    Image.fromarray(eight).save(tmp_path / "eight.png")
+    sixteen = Image.fromarray(eight.astype(np.uint16) * 257)
+    assert sixteen.mode.startswith("I")
+    sixteen.save(tmp_path / "sixteen.png")
+    assert Image.open(tmp_path / "sixteen.png").mode.startswith("I")  # Stays 16-bit on disk.
+    np.testing.assert_allclose(load_digit(tmp_path / "sixteen.png"),
+                               load_digit(tmp_path / "eight.png"), atol=1)
+
+
+def test_an_image_too_large_to_decode_safely_gets_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "huge.png"
+    Image.new("L", (40, 40), 255).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1,600 pixels is over twice this.
+    with pytest.raises(InputError, match="too large") as error:
+        load_digit(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
 def test_bad_images_get_one_line_errors(tmp_path):
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

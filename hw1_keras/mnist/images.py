@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
 
@@ -24,8 +24,13 @@ MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank ima
 def read_image(path: str | Path) -> np.ndarray:
     """Reads an image file as float grey levels 0-255 (transparent parts white).
 
+    Turned upright as its EXIF orientation says (phone photos are often stored
+    sideways), and 16-bit or floating-point greys are scaled to 0-255 instead
+    of clipped.
+
     Raises:
-        InputError: the file is missing, empty, or not an image PIL can read.
+        InputError: the file is missing, empty, too large, or not an image PIL
+            can read.
     """
     path = Path(path)
     if not path.is_file():
@@ -35,14 +40,34 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             image.load()
+            image = ImageOps.exif_transpose(image)
+            if image.mode.startswith("I") or image.mode == "F":
+                return _wide_grey(np.asarray(image, dtype=np.float32))
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
                 # Transparent pixels count as paper, not ink.
                 white = Image.new("RGBA", image.size, (255, 255, 255, 255))
                 image = Image.alpha_composite(white, image.convert("RGBA"))
             return np.asarray(image.convert("L"), dtype=np.float32)
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: the image is too large to be read safely; "
+                         "pass a smaller picture of the digit") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable image ({type(error).__name__}); "
                          "pass a PNG or JPEG") from None
+
+
+def _wide_grey(grey: np.ndarray) -> np.ndarray:
+    """Greys of a 16/32-bit integer or a float image as 0-255.
+
+    Values above 255 are read as 16-bit (0-65535), values within 0-1 as
+    fractions, anything else as 8-bit levels.
+    """
+    top = grey.max() if grey.size else 0.0
+    if top > 255:
+        return np.clip(grey * (255.0 / 65535.0), 0, 255)
+    if top <= 1:
+        return np.clip(grey, 0, 1) * 255.0
+    return np.clip(grey, 0, 255)
 
 
 def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
