@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
+import os
 import sys
 import time
+from pathlib import Path
 
 import keras
 
@@ -64,6 +68,53 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keeps the weights of the epoch with the highest `monitor`, safely across kills.
+
+    Unlike `keras.callbacks.ModelCheckpoint`, which writes the file in place,
+    the weights go to a scratch file that is renamed over the checkpoint, so a
+    `kill -9` mid-save leaves the previous checkpoint whole. A note beside it
+    (`<name>.json`: 1-based `epoch` and the `monitor` value) says which epoch
+    the file holds. A resumed run starts from the note's value, so an epoch
+    repeated after a kill competes with the weights actually on disk, not with
+    a logged value whose weights may never have been saved. The note is
+    replaced right after the weights: only a kill in the instant between the
+    two renames leaves it one checkpoint behind.
+
+    Args:
+        path: The checkpoint, a `.weights.h5` file.
+        monitor: The logged metric to maximize, e.g. `val_accuracy`.
+        resume: Compete with the checkpoint already on disk; otherwise the
+            first epoch replaces it (a new run in an old run's folder).
+    """
+
+    def __init__(self, path: str | Path, monitor: str = "val_accuracy", resume: bool = False):
+        super().__init__()
+        self.path = Path(path)
+        self.note_path = self.path.with_suffix(".json")  # best.weights.json
+        self.monitor = monitor
+        saved = self.saved() if resume else None
+        self.best = saved[monitor] if saved else -math.inf
+
+    def saved(self) -> dict | None:
+        """The note of the checkpoint on disk (`epoch`, monitor value), or None."""
+        if not (self.path.is_file() and self.note_path.is_file()):
+            return None
+        return json.loads(self.note_path.read_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value > self.best:
+            return
+        self.best = float(value)
+        partial = self.path.with_name("partial." + self.path.name)  # Keras wants .weights.h5.
+        self.model.save_weights(partial, overwrite=True)
+        note = self.note_path.with_name("partial." + self.note_path.name)
+        note.write_text(json.dumps({"epoch": epoch + 1, self.monitor: self.best}))
+        os.replace(partial, self.path)
+        os.replace(note, self.note_path)
 
 
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):

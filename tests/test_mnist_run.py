@@ -176,6 +176,47 @@ def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_p
     _rerun_to_the_end(command, out, repo_root)
 
 
+def test_a_run_stopped_while_exporting_finishes_without_training_again(small_npz, tmp_path,
+                                                                       monkeypatch, capsys):
+    from hw1_keras.mnist import train
+
+    config = MnistConfig(data=small_npz, **{**SMALL, "dense_units": 32})
+    out = tmp_path / "stopped"
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train.mnist_plots, "filters", ctrl_c)  # Ctrl-C after training.
+        with pytest.raises(KeyboardInterrupt):
+            train.run(config, str(out))
+    log = (out / "training_log.csv").read_bytes()
+    assert len(_rows(out / "training_log.csv")) == 2 and not (out / "metrics.json").exists()
+    capsys.readouterr()
+    metrics = train.run(config, str(out))
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert (out / "training_log.csv").read_bytes() == log  # No epoch trained again.
+    assert metrics["resumed"] and metrics["epochs"] == 2 and (out / "filters.png").exists()
+    assert not (out / "backup").exists()  # Finished now.
+
+
+def test_resuming_with_other_settings_is_refused_and_changes_nothing(small_npz, tmp_path, cli):
+    from hw1_keras.config import to_dict
+    from hw1_keras.runs import write_json
+
+    out = tmp_path / "interrupted"
+    (out / "backup").mkdir(parents=True)  # What a run killed after its 1st epoch leaves.
+    (out / "training_log.csv").write_text("epoch,accuracy,val_accuracy\n0,0.5,0.5\n")
+    write_json(out / "config.json", to_dict(MnistConfig(data=small_npz, **SMALL)))
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    result = cli("mnist", "--data", small_npz, "--out", out, "--validation-size", "200",
+                 "--dense-units", "64", "--epochs", "3", "--seed", "1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "holds an interrupted run with other settings (epochs 2 -> 3; seed 0 -> 1)" \
+        in result.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before
+
+
 def test_bad_data_file_leaves_an_earlier_run_untouched(small_run, cli, tmp_path):
     run_dir, _ = small_run
     before = (run_dir / "metrics.json").read_bytes()

@@ -1,6 +1,8 @@
-"""The shared training callbacks: validating a moving average of the weights."""
+"""The shared training callbacks: the kill-safe best checkpoint, validating a moving average."""
 
 from __future__ import annotations
+
+import json
 
 import keras
 import numpy as np
@@ -8,7 +10,7 @@ import pytest
 
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import build_model, hyperparameters
-from hw1_keras.training import ValidateAveragedWeights
+from hw1_keras.training import BestCheckpoint, ValidateAveragedWeights
 
 
 class Probe(keras.callbacks.Callback):
@@ -104,6 +106,66 @@ def test_an_mnist_run_averages_only_when_asked_between_checkpoint_and_backup(tmp
     from hw1_keras.mnist.train import _callbacks
 
     kinds = [type(c) for c in _callbacks(tmp_path, {}, np.zeros((300, 28, 28), "uint8"))]
-    assert kinds.index(keras.callbacks.ModelCheckpoint) < kinds.index(
+    assert kinds.index(BestCheckpoint) < kinds.index(
         ValidateAveragedWeights) < kinds.index(keras.callbacks.BackupAndRestore)
     assert ValidateAveragedWeights not in [type(c) for c in _callbacks(tmp_path, {}, None)]
+
+
+def _checkpointed_model(value: float) -> keras.Model:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.layers[0].kernel.assign(np.full((2, 1), value, "float32"))
+    return model
+
+
+def _kernel(path) -> float:
+    model = _checkpointed_model(0.0)
+    model.load_weights(path)
+    return float(model.layers[0].kernel.numpy()[0, 0])
+
+
+def _epochs(callback, model, values, first_epoch=0):
+    callback.set_model(model)
+    for epoch, value in enumerate(values, first_epoch):
+        model.layers[0].kernel.assign(np.full((2, 1), epoch, "float32"))  # Marks the epoch.
+        callback.on_epoch_end(epoch, {"val_accuracy": value})
+
+
+def test_best_checkpoint_keeps_the_best_epoch_and_says_which(tmp_path):
+    path = tmp_path / "best.weights.h5"
+    _epochs(BestCheckpoint(path), _checkpointed_model(0.0), [0.90, 0.95, 0.93])
+    assert _kernel(path) == 1.0  # The weights of epoch index 1...
+    assert json.loads((tmp_path / "best.weights.json").read_text()) == {
+        "epoch": 2, "val_accuracy": 0.95}  # ...which is the 2nd epoch.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.weights.h5", "best.weights.json"]
+
+
+def test_a_resumed_run_competes_with_the_checkpoint_on_disk_a_new_one_does_not(tmp_path):
+    path = tmp_path / "best.weights.h5"
+    _epochs(BestCheckpoint(path), _checkpointed_model(0.0), [0.95])
+    # Resumed at epoch 1: a lower value must not replace the saved best.
+    resumed = BestCheckpoint(path, resume=True)
+    assert resumed.best == 0.95
+    _epochs(resumed, _checkpointed_model(0.0), [0.94], first_epoch=1)
+    assert _kernel(path) == 0.0
+    # A new run in the same folder replaces it at its first epoch.
+    _epochs(BestCheckpoint(path), _checkpointed_model(0.0), [0.50], first_epoch=7)
+    assert _kernel(path) == 7.0
+    assert json.loads((tmp_path / "best.weights.json").read_text())["epoch"] == 8
+
+
+def test_a_save_that_dies_half_way_leaves_the_previous_checkpoint_whole(tmp_path):
+    path = tmp_path / "best.weights.h5"
+    model = _checkpointed_model(0.0)
+    callback = BestCheckpoint(path)
+    _epochs(callback, model, [0.90])
+
+    def torn_save(filepath, overwrite=True):  # What a kill -9 mid-write leaves.
+        with open(filepath, "wb") as handle:
+            handle.write(b"\x89HDF torn")
+        raise KeyboardInterrupt
+
+    model.save_weights = torn_save
+    with pytest.raises(KeyboardInterrupt):
+        _epochs(callback, model, [0.99], first_epoch=1)
+    assert _kernel(path) == 0.0
+    assert json.loads((tmp_path / "best.weights.json").read_text())["epoch"] == 1

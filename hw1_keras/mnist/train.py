@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import shutil
 import sys
 import tempfile
@@ -22,9 +23,10 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
-from hw1_keras.runs import make_run_dir, write_json
-from hw1_keras.training import (EpochTimer, ValidateAveragedWeights, WorkerBackupAndRestore,
-                                seed_everything)
+from hw1_keras.errors import InputError
+from hw1_keras.runs import make_run_dir, read_json, write_json
+from hw1_keras.training import (BestCheckpoint, EpochTimer, ValidateAveragedWeights,
+                                WorkerBackupAndRestore, seed_everything)
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -80,13 +82,6 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray | Non
     they write into a scratch `run_dir` but resume from the chief's backup
     (they must save when the chief does, see `WorkerBackupAndRestore`).
     """
-    best = keras.callbacks.ModelCheckpoint(
-        run_dir / BEST, monitor="val_accuracy", mode="max", save_best_only=True,
-        save_weights_only=True,
-    )
-    if resumed_log.get("val_accuracy"):
-        # A resumed run must not forget the best epoch before the interruption.
-        best.best = max(resumed_log["val_accuracy"])
     # Order matters: the log row and the best checkpoint are written before the
     # backup, so a kill between them repeats an epoch (read_log keeps the later
     # row) instead of losing one. The weight average goes between the
@@ -96,15 +91,41 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray | Non
     return [
         EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
-        best,
+        BestCheckpoint(run_dir / BEST, "val_accuracy", resume=bool(resumed_log)),
         *average,
         # Two alternating copies: a kill -9 in the middle of writing one leaves
-        # the other whole to resume from.
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True)
+        # the other whole to resume from. Kept after training, until the run's
+        # results are written: a run stopped while evaluating or exporting then
+        # resumes with every epoch done instead of training again.
+        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True,
+                                         delete_checkpoint=False)
         if chief_dir is None
         else WorkerBackupAndRestore(str(chief_dir / BACKUP), str(run_dir / BACKUP)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
+
+
+def check_same_config(run_dir: Path, config: MnistConfig) -> None:
+    """Refuses to resume the interrupted run in `run_dir` with other settings.
+
+    Resuming with another seed would change the train/validation split half-way,
+    another number of epochs the learning-rate schedule, another architecture
+    the weights' shapes.
+
+    Raises:
+        InputError: `config` differs from the run's `config.json`.
+    """
+    path = run_dir / "config.json"
+    if not path.is_file():
+        return
+    before, now = read_json(path), json.loads(json.dumps(to_dict(config)))
+    changed = [f"{key} {before.get(key)} -> {now.get(key)}" for key in sorted(now)
+               if before.get(key) != now.get(key)]
+    if changed:
+        raise InputError(
+            f"--out {run_dir}: holds an interrupted run with other settings "
+            f"({'; '.join(changed)}); rerun it with its own flags to resume it, "
+            "or pass another --out")
 
 
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -185,6 +206,8 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         The metrics written to `metrics.json`, with `run_dir` added.
     """
     resumed_log = read_log(run_dir / LOG) if (run_dir / BACKUP).exists() else {}
+    if resumed_log:
+        check_same_config(run_dir, config)
     if not resumed_log and (run_dir / LOG).exists():
         (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
     print(f"mnist: {len(data.x_train)} train / {len(data.x_val)} validation / "
@@ -219,13 +242,19 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     train_seconds = float(sum(log["epoch_seconds"])) if "epoch_seconds" in log else None
     results = evaluate(model, data.x_test, data.y_test)
     epochs = [int(e) + 1 for e in log["epoch"]]
-    best_epoch = epochs[int(np.argmax(log["val_accuracy"]))]
+    best = BestCheckpoint(run_dir / BEST, "val_accuracy", resume=True).saved() or {
+        # A run folder from before checkpoints had notes: the log's best row.
+        "epoch": epochs[int(np.argmax(log["val_accuracy"]))],
+        "val_accuracy": max(log["val_accuracy"])}
+    best_epoch = best["epoch"]
     plots.learning_curves(
         epochs, {"train (augmented)": log["accuracy"], "validation": log["val_accuracy"]},
         run_dir / "accuracy.png", ylabel="accuracy", title="MNIST accuracy per epoch")
     mnist_plots.filters(model, run_dir / "filters.png")
-    nine = data.x_test[np.flatnonzero(data.y_test == ACTIVATION_DIGIT)[0]]
-    mnist_plots.activations(model, nine, run_dir / "activations.png")
+    # The first test 9, or the first test image of a data file that has none.
+    nines = np.flatnonzero(data.y_test == ACTIVATION_DIGIT)
+    mnist_plots.activations(model, data.x_test[nines[0] if len(nines) else 0],
+                            run_dir / "activations.png")
     mnist_plots.confusion(results["confusion"], run_dir / "confusion.png")
     mnist_plots.mistakes(data.x_test, data.y_test, results["predicted"], results["confidence"],
                          run_dir / "mistakes.png")
@@ -239,7 +268,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         "per_class_accuracy": results["per_class_accuracy"],
         "confusion_matrix": results["confusion"].tolist(),
         "best_epoch": best_epoch,
-        "best_val_accuracy": max(log["val_accuracy"]),
+        "best_val_accuracy": best["val_accuracy"],
         "epochs": len(epochs),
         "parameters": model.count_params(),
         "train_seconds": train_seconds,
@@ -252,6 +281,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         "total_seconds": time.perf_counter() - started,
     }
     write_json(run_dir / "metrics.json", metrics)
+    shutil.rmtree(run_dir / BACKUP, ignore_errors=True)  # Finished: nothing to resume.
     print(f"test accuracy {metrics['test_accuracy']:.4%}  test loss {metrics['test_loss']:.4f}  "
           f"(best validation epoch {best_epoch}/{len(epochs)}, "
           f"{metrics['parameters']:,} parameters, trained in {train_seconds or 0:.0f}s)")
