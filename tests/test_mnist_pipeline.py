@@ -12,7 +12,7 @@ def _digits(count=64, seed=0):
     rng = np.random.default_rng(seed)
     images = np.zeros((count, 28, 28), np.uint8)
     images[:, 8:20, 10:18] = rng.integers(100, 256, (count, 12, 8))
-    # Tag each image with its index in a corner pixel that augmentation moves.
+    # Random ink makes every image distinct, so tests can match images to originals.
     return images, np.arange(count) % 10
 
 
