@@ -127,6 +127,17 @@ def to_dict(config: Any) -> dict[str, Any]:
     }
 
 
+# Seeds reach NumPy and TensorFlow (0 to 2**32 - 1) with small offsets added
+# (augmentation layers, folds), so they are kept well inside that range.
+MAX_SEED = 2**31 - 1
+
+
+def require_seed(config: Any, name: str = "seed") -> None:
+    """Raises `InputError` unless the field `name` is a seed in [0, MAX_SEED]."""
+    value = getattr(config, name)
+    require(0 <= value <= MAX_SEED, config, name, f"a whole number from 0 to {MAX_SEED}")
+
+
 def require(condition: bool, config: Any, name: str, expected: str) -> None:
     """Raises `InputError` naming the flag, its value and what was expected."""
     if condition:

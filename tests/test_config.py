@@ -123,6 +123,9 @@ INVALID = [
     (dict(activations=("selu", "swishy")), "--activations"),
     (dict(train="a.csv"), "--train"),
     (dict(test="b.csv"), "--test"),
+    (dict(seed=-1), "--seed"),
+    (dict(seed=5_000_000_000), "--seed"),  # Beyond what NumPy and TensorFlow take.
+    (dict(data_seed=-1), "--data-seed"),
 ]
 
 
@@ -157,6 +160,13 @@ def test_invalid_flag_values_are_rejected_through_the_cli_path(argv, flag):
 def test_infinite_rates_are_rejected(overrides, flag):
     with pytest.raises(InputError, match="^" + flag):
         RegressionConfig(**overrides)
+
+
+def test_mnist_seeds_are_range_checked_too():
+    from hw1_keras.mnist.config import MnistConfig
+
+    with pytest.raises(InputError, match="^--seed got -1; expected a whole number from 0 to"):
+        MnistConfig(seed=-1)
 
 
 def test_error_messages_say_what_was_given_and_expected():

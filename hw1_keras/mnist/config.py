@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import option, require
+from hw1_keras.config import option, require, require_seed
 
 DOWNSAMPLING = ("maxpool", "stride")
 
@@ -67,6 +67,7 @@ class MnistConfig:
     validation_size: int = option(12_000, "held out of the 60k training images, stratified")
 
     def __post_init__(self):
+        require_seed(self)
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
         require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
         require(0 < self.learning_rate < math.inf, self, "learning_rate",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import option, require
+from hw1_keras.config import option, require, require_seed
 
 ACTIVATIONS = ("selu", "sigmoid", "relu", "tanh", "elu", "gelu", "linear")
 
@@ -48,6 +48,8 @@ class RegressionConfig:
     test: str | None = option(None, "test CSV (input,label); default: embedded data")
 
     def __post_init__(self):
+        require_seed(self)
+        require_seed(self, "data_seed")
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
         require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
         require(0 < self.learning_rate < math.inf, self, "learning_rate",
