@@ -23,9 +23,15 @@ def read_inputs(path: str | Path) -> list[float]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--input {path}: no such file")
-    with open(path, newline="") as handle:
-        rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
-                if any(cell.strip() for cell in row)]
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
+                    if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"--input {path}: not a readable text CSV ({error})") from None
+    except OSError as error:
+        raise InputError(f"--input {path}: cannot be read ({error.strerror})") from None
     if not rows:
         raise InputError(f"--input {path}: the file is empty; expected one x value per row")
     header = [cell.strip().lower() for cell in rows[0][1]]

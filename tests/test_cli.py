@@ -200,6 +200,9 @@ def test_read_inputs(tmp_path):
     plain = tmp_path / "plain.csv"
     plain.write_text("0.25\n-3\n\n7\n")
     assert read_inputs(plain) == [0.25, -3.0, 7.0]
+    excel = tmp_path / "excel.csv"  # "CSV UTF-8" from Excel: a byte-order mark first.
+    excel.write_bytes("input\r\n4\r\n".encode("utf-8-sig"))
+    assert read_inputs(excel) == [4.0]
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -207,6 +210,7 @@ def test_read_inputs(tmp_path):
     ("input\n", "no data rows"),
     ("input\n1\nabc\n", "row 3"),
     ("input\n1\ninf\n", "row 3"),
+    ("input\n1\n-1e40\n", "beyond float32's range"),
     ("input,label\n1,2\n,3\n", "row 3"),
 ])
 def test_read_inputs_errors(tmp_path, content, fragment):

@@ -118,6 +118,25 @@ def test_header_is_case_and_space_insensitive(tmp_path):
     assert split.x.shape == (1, 1) and float(split.y[0, 0]) == 2.0
 
 
+def test_a_csv_saved_by_excel_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("input,label\r\n1,2\r\n3,4\r\n".encode("utf-8-sig"))
+    assert read_csv(path).x[:, 0].tolist() == [1.0, 3.0]
+
+
+def test_an_unreadable_file_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "locked.csv"
+    path.write_text("input,label\n1,2\n")
+
+    def denied(*args, **kwargs):  # As for a file without read permission (tests run as root).
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("builtins.open", denied)
+    with pytest.raises(InputError, match="cannot be read .Permission denied.") as caught:
+        read_csv(path)
+    assert str(caught.value).startswith(f"{path}: ")
+
+
 def test_load_reads_users_files(tmp_path):
     train, test = tmp_path / "a.csv", tmp_path / "b.csv"
     train.write_text("input,label\n0,1\n1,2\n2,3\n")
@@ -139,6 +158,8 @@ BAD_FILES = [
     ("non_numeric_input", "input,label\n1,2\n2,3\noops,5\n", 1, ["row 4", "input", "'oops'"]),
     ("nan", "input,label\n1,2\nnan,3\n", 1, ["row 3", "input", "not a finite number"]),
     ("inf", "input,label\n1,2\n2,-inf\n", 1, ["row 3", "label", "not a finite number"]),
+    ("float32_overflow", "input,label\n1,2\n2,1e39\n", 1, ["row 3", "label", "'1e39'",
+                                                           "beyond float32's range"]),
     ("too_few", "input,label\n1,2\n", 2, ["1 data rows", "at least 2"]),
     ("header_only", "input,label\n", 1, ["0 data rows", "at least 1"]),
 ]

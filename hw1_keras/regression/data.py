@@ -26,6 +26,7 @@ TRAIN_SIZE = 100
 TEST_SIZE = 100
 MIN_TRAIN_ROWS = 2  # Mini-batch training needs at least two samples to shuffle.
 MIN_TEST_ROWS = 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def target_function(x: np.ndarray) -> np.ndarray:
@@ -115,12 +116,15 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
     if not path.is_file():
         raise InputError(f"{path}: no such file; pass an existing CSV with columns input,label")
     try:
-        with open(path, newline="") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             # Keep each row's line number, so messages point at the right line.
             rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
                     if any(cell.strip() for cell in row)]
     except (UnicodeDecodeError, csv.Error) as error:
         raise InputError(f"{path}: not a readable text CSV ({error})") from None
+    except OSError as error:
+        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
     if not rows:
         raise InputError(f"{path}: the file is empty; expected a header input,label and data rows")
 
@@ -156,11 +160,12 @@ def _is_header(row: list[str], path: Path) -> bool:
 
 
 def parse_finite(text: str) -> float:
-    """The finite number `text` spells.
+    """The finite number `text` spells, within float32's range (the models' dtype).
 
     Raises:
-        ValueError: "'TEXT' is not a number" or "... is not a finite number"
-            (NaN, inf), for callers to prefix with where the text came from.
+        ValueError: "'TEXT' is not a number", "... is not a finite number"
+            (NaN, inf) or "... is beyond float32's range", for callers to
+            prefix with where the text came from.
     """
     try:
         value = float(text)
@@ -168,6 +173,8 @@ def parse_finite(text: str) -> float:
         raise ValueError(f"{text.strip()!r} is not a number") from None
     if not math.isfinite(value):
         raise ValueError(f"{text.strip()!r} is not a finite number")
+    if abs(value) > FLOAT32_MAX:  # Would become inf in the float32 arrays.
+        raise ValueError(f"{text.strip()!r} is beyond float32's range (about ±3.4e38)")
     return value
 
 
