@@ -143,6 +143,18 @@ def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_p
     assert (tmp_path / "mirrored" / "saved_model" / "saved_model.pb").exists()
 
 
+def test_a_short_last_batch_trains_mirrored_as_on_one_device(cli, tmp_path):
+    # 100 points at batch 30: every epoch ends with a batch of 10 real rows
+    # padded to 30, which the replicas must average over its 10 rows only.
+    short = [*SHORT_REGRESSION, "--batch-size", "30"]
+    runs = {name: cli(*short, *flags, "--out", tmp_path / name) for name, flags in (
+        ("one", []), ("mirrored", ["--distribute", "mirrored", "--cpu-devices", "2"]))}
+    for result in runs.values():
+        assert result.returncode == 0, result.stderr[-2000:]
+    np.testing.assert_allclose(_metrics(tmp_path / "mirrored")["history"]["loss"],
+                               _metrics(tmp_path / "one")["history"]["loss"], rtol=CURVE_RTOL)
+
+
 @pytest.mark.parametrize("flags, device", [
     (["--distribute", "mirrored", "--cpu-devices", "2"], {"replicas": 2, "precision": "float32"}),
     (["--precision", "bfloat16"], {"replicas": 1, "precision": "mixed_bfloat16"}),

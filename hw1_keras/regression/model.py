@@ -195,12 +195,22 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         The multi-step loop cannot be replicated (a strategy would split its
         blocks' first axis, the steps, instead of each mini-batch), so each
         block is unrolled into its mini-batches, one Keras epoch per block.
-        Padding rows keep their zero sample weight. One step per call: with
-        Keras 3.15 / TF 2.21, `steps_per_execution` > 1 under MirroredStrategy
-        fails ("You must feed a value for placeholder tensor").
+        Padding rows keep their zero sample weight, and the real rows' weight
+        is raised to (batch rows / real rows): each replica divides its
+        weighted sum by all its rows, padding included, so this makes a short
+        last batch's step the mean over its real samples, as on one device.
+        One step per call: with Keras 3.15 / TF 2.21, `steps_per_execution` > 1
+        under MirroredStrategy fails ("You must feed a value for placeholder
+        tensor").
         """
+
+        def mean_over_real_rows(x, y, weight):
+            rows = tf.cast(tf.shape(weight)[0], weight.dtype)
+            return x, y, weight * (rows / tf.reduce_sum(weight))
+
         batches = blocks.flat_map(
-            lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws)))
+            lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws))
+        ).map(mean_over_real_rows)
         model.compile(optimizer=model.optimizer, loss="mse", metrics=["mse"],
                       jit_compile=False)
         devices.prepare_fit(model, batches)
