@@ -76,6 +76,23 @@ def test_tune_end_to_end_then_resume(tmp_path, capsys, small_grid):
     assert json.loads((out / "tuning.json").read_text())["winner"] == summary["winner"]
 
 
+@pytest.mark.parametrize("jit, expected", [("off", False), ("auto", "auto")])
+def test_the_jit_flag_reaches_every_trial(tmp_path, capsys, small_grid, monkeypatch, jit,
+                                          expected):
+    import tuning.regression
+
+    seen = []
+
+    class Recording(tuning.regression.RegressionHyperModel):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.append(self.jit_compile)
+
+    monkeypatch.setattr(tuning.regression, "RegressionHyperModel", Recording)
+    assert main(["regression", *tiny(trials=1), "--jit", jit, "--out", str(tmp_path)]) == 0
+    assert seen == [expected, expected]  # The screening stage's and the grid's.
+
+
 def test_more_folds_than_training_points(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["regression", "--tune", "--folds", "101", "--out", str(out)]) == 2

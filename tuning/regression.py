@@ -181,14 +181,18 @@ class Stage:
 
 
 def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
-            port: int | None):
-    """Runs (or resumes, or serves, or works on) one stage; returns its tuner."""
+            port: int | None, jit_compile: bool | str = "auto"):
+    """Runs (or resumes, or serves, or works on) one stage; returns its tuner.
+
+    `jit_compile`: the trials' XLA setting; "auto" compiles only trials long
+    enough to repay the compilation (`AUTO_JIT_MIN_STEPS`).
+    """
     print(f"stage {index + 1} ({stage.name}): {stage.max_trials} configurations x "
           f"{stage.folds}-fold CV, {stage.epochs} epochs each", flush=True)
     with distributed.stage_port(index, port):
         tuner = stage.tuner_class(
             RegressionHyperModel(epochs=stage.epochs, log_every=config.log_every,
-                                 seed=config.seed, jit_compile="auto"),
+                                 seed=config.seed, jit_compile=jit_compile),
             objective=OBJECTIVE,
             max_trials=stage.max_trials,
             max_model_size=stage.max_model_size,
@@ -231,7 +235,10 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     started = time.perf_counter()
     # Trials run one at a time on one device each; the device policy (precision,
     # XLA) applies to them and to the winner's final training alike.
-    runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "regression")
+    device = device or devices.DeviceConfig(distribute="none")
+    runtime = devices.setup(device, "regression")
+    # `--jit on/off` holds for every trial; auto leaves short trials uncompiled.
+    trial_jit = "auto" if device.jit == "auto" else runtime.policy.jit
     data = load_data(config)
     train = data[0]
     check_folds(settings.folds, len(train))
@@ -254,7 +261,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
                       settings.screen_folds, screen_epochs, settings.trials,
                       max_model_size=SCREEN_MAX_PARAMETERS,
                       contiguous=settings.cv == "contiguous")
-        tuner = _search(stage, len(stages), config, train, tuning_dir, port)
+        tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
         stages.append((stage, tuner))
         if role != "worker":
             best = report.best_record(report.trial_records(tuner.oracle, stage.folds))
@@ -268,7 +275,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     space = grid_space(center, grid, config.epochs)
     stage = Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
                   grid_size(space), contiguous=settings.cv == "contiguous")
-    tuner = _search(stage, len(stages), config, train, tuning_dir, port)
+    tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
     stages.append((stage, tuner))
     if role == "worker":
         print("worker done; the chief trains and exports the winner")
