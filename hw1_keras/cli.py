@@ -10,6 +10,7 @@ TensorFlow is imported only once the arguments are known to be good, so
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -271,13 +272,20 @@ def _import_tensorflow_quietly() -> None:
 
 
 def _device(args: argparse.Namespace, tune: bool) -> DeviceConfig:
-    """The device flags; a search runs its trials one per device, so no --distribute."""
+    """The device flags; a search runs its trials one per device, so no --distribute.
+
+    Under `--tune`, `--distribute auto` means none: on several GPUs auto would
+    otherwise mirror the winner's final training, whose batch size is only
+    known, and checked against the replicas, after the whole search.
+    """
     device = config_from_args(DeviceConfig, args)
     if tune and device.distribute in ("mirrored", "multiworker"):
         raise InputError(
             f"--distribute {device.distribute} applies to a plain run; a search spreads its "
             f"trials over machines with KerasTuner's chief/worker mode instead (see the "
             f"README's 'Distributed tuning')")
+    if tune and device.distribute == "auto":
+        device = dataclasses.replace(device, distribute="none")
     return device
 
 

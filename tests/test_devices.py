@@ -106,6 +106,15 @@ def test_cli_rejects_a_batch_that_does_not_split_before_writing(cli, tmp_path):
     assert not out.exists()
 
 
+def test_a_search_never_distributes_by_itself():
+    from hw1_keras.cli import _device, build_parser
+
+    for command in ("regression", "mnist"):
+        args = build_parser().parse_args([command, "--tune"])
+        assert _device(args, tune=True).distribute == "none"
+        assert _device(args, tune=False).distribute == "auto"  # A plain run may.
+
+
 def test_cli_refuses_distribute_with_tune(cli):
     result = cli("mnist", "--tune", "--distribute", "mirrored")
     assert result.returncode == 2 and "KerasTuner's chief/worker mode" in result.stderr
