@@ -111,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tune: the search's folds (default: contiguous, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=4,
                        help="mnist resume part: epochs of the killed run (default: 4)")
-    _add_out(bench)
+    bench.add_argument("--out", metavar="DIR",
+                       help="mnist: where its runs go (default: runs/bench-mnist); tune: a "
+                            "new folder for the timed search (default: a temporary one); "
+                            "unused by regression and distribute")
     return parser
 
 

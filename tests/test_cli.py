@@ -68,6 +68,13 @@ FAST_ERRORS = [
 ]
 
 
+def test_bench_tune_refuses_a_folder_holding_a_search(cli, tmp_path):
+    (tmp_path / "tuning.json").write_text("{}")  # An earlier search: it would resume.
+    result = cli("bench", "tune", "--out", tmp_path)
+    assert_user_error(result, f"--out {tmp_path}: not empty", "new folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["tuning.json"]
+
+
 @pytest.mark.parametrize("argv, fragments", [c[1:] for c in FAST_ERRORS],
                          ids=[c[0] for c in FAST_ERRORS])
 def test_argument_errors_are_one_line(cli, argv, fragments):

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hw1_keras.errors import InputError
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, build_model, hyperparameters
@@ -38,12 +39,17 @@ def _row(label: str, value: str) -> None:
     print(f"  {label:<52} {value}", flush=True)
 
 
-def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: bool) -> tuple:
-    """One k-fold CV of `config` as the grid search runs it: `(seconds, mean, fold bests)`."""
+def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: bool,
+                             contiguous: bool) -> tuple:
+    """One k-fold CV of `config` as the grid search runs it: `(seconds, mean, fold bests)`.
+
+    `contiguous`: the folds are stretches of x (`--cv contiguous`), else random.
+    """
     hp = hyperparameters(config)
     hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
                                       seed=config.seed, jit_compile="auto")
-    folds = kfold_indices(len(train), DEFAULT_FOLDS, config.seed)
+    folds = kfold_indices(len(train), DEFAULT_FOLDS, config.seed,
+                          order_by=train.x if contiguous else None)
     start = time.perf_counter()
     keras.backend.clear_session()
     models = []
@@ -62,10 +68,18 @@ def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: b
 
 
 def tune_end_to_end(out: Path, cv: str = "random") -> float:
-    """`python run.py regression --tune --cv CV --out OUT` in a fresh process; its seconds."""
+    """`python run.py regression --tune --cv CV --out OUT` in a fresh process; its seconds.
+
+    Raises:
+        InputError: the run failed.
+    """
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression", "--tune",
-                    "--cv", cv, "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression", "--tune",
+                             "--cv", cv, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        last = ([line for line in result.stderr.splitlines() if line.strip()] or ["no output"])[-1]
+        raise InputError(f"the timed regression --tune exited with {result.returncode}: {last}")
     return time.perf_counter() - start
 
 
@@ -82,16 +96,23 @@ def quality(config: RegressionConfig, seeds: int, train, test) -> dict:
 def main(args) -> dict:
     """Runs the tuning benchmark with the command line's options."""
     seeds = args.seeds or 3
+    if args.out and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        # A search there would resume, and its time would not be a whole search's.
+        raise InputError(f"--out {args.out}: not empty; bench tune times a whole search, "
+                         "which needs a new folder")
     config = RegressionConfig()
     train, test = regression_data.generate(config.data_seed)
     results: dict = {}
 
-    print(f"speed (one {DEFAULT_FOLDS}-fold CV of the default configuration: "
-          f"{config.epochs} epochs at batch {config.batch_size} on each fold's "
-          f"{len(train) - len(train) // DEFAULT_FOLDS} training points)")
-    fast, cv_mean, cv_folds = cross_validation_seconds(config, train, side_by_side=True)
+    contiguous = args.cv == "contiguous"
+    print(f"speed (one {DEFAULT_FOLDS}-fold CV of the default configuration, {args.cv} folds "
+          f"as the search's: {config.epochs} epochs at batch {config.batch_size} on each "
+          f"fold's {len(train) - len(train) // DEFAULT_FOLDS} training points)")
+    fast, cv_mean, cv_folds = cross_validation_seconds(config, train, side_by_side=True,
+                                                       contiguous=contiguous)
     _row("folds side by side (fit_folds, the search's path)", f"{fast:.1f} s")
-    slow, slow_mean, _ = cross_validation_seconds(config, train, side_by_side=False)
+    slow, slow_mean, _ = cross_validation_seconds(config, train, side_by_side=False,
+                                                  contiguous=contiguous)
     _row("folds one after another (fit)", f"{slow:.1f} s  ({slow / fast:.1f}x side by side)")
     _row("default's CV val_mse, side by side / one by one",
          f"{cv_mean:.4f} / {slow_mean:.4f}  (folds {', '.join(f'{v:.3f}' for v in cv_folds)})")
