@@ -2,7 +2,7 @@
 
 A 1.2k-parameter MLP spends almost all of a plain `fit()` step in per-step
 overhead (Python, the tf.data iterator, launching the graph): about 1 ms a step,
-so the homework's 100,000 steps take 70-95 s on 2 cores. Here each compiled
+so the homework's 100,000 steps took 115 s on 2 cores (BENCHMARKS.md). Here each compiled
 call runs a whole block of epochs instead:
 
 * `epoch_blocks()` builds a `tf.data` pipeline whose every element is a block

@@ -84,8 +84,9 @@ def test_unpinned_hyperparameters_take_config_defaults():
     assert hp.values["units_1"] == 16 and hp.values["units_2"] == 64
     assert hp.values["activation_1"] == "selu" and hp.values["activation_2"] == "sigmoid"
     assert model.count_params() == 1185
-    # The batch size is read by fit(), with the config's default.
-    assert hp.Int("batch_size", 8, 128, default=50) == 50
+    # fit() reads the batch size and the epochs, with the config's and the object's defaults.
+    assert RegressionHyperModel(epochs=7, log_every=1).schedule(hp) == (7, 50)
+    assert hp.values["batch_size"] == 50 and hp.values["epochs"] == 7
 
 
 def test_hypermodel_build_uses_hp():

@@ -108,8 +108,9 @@ def epochs_per_call(epochs: int, log_every: int) -> int:
 class RegressionHyperModel(keras_tuner.HyperModel):
     """`build_model` plus the fast mini-batch training loop.
 
-    `fit` tunes `batch_size` and `epochs` (both `Fixed` at this object's
-    defaults unless the search space declares them), and trains with
+    `fit` reads `epochs` (`Fixed` at this object's `epochs` unless the search
+    space declares it) and `batch_size` (an `Int` from 8 to 128, default 50,
+    so a tuner with `tune_new_entries=True` searches it), and trains with
     `MultiStepTrainer`: one compiled call per `log_every` epochs, so a Keras
     "epoch" in the returned history spans `log_every` real epochs.
     `fit_folds` trains the k models of a cross-validation side by side.
@@ -118,7 +119,7 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         epochs: Real passes over the training data, unless `hp` sets `epochs`.
         log_every: Epochs per compiled call, progress line and history entry.
         seed: Seeds the mini-batch order.
-        jit_compile: Compile the multi-step loop with XLA (about 3x faster on
+        jit_compile: Compile the multi-step loop with XLA (about 4x faster on
             CPU for this model, see BENCHMARKS.md); "auto": only for trainings
             of at least `AUTO_JIT_MIN_STEPS` steps, as a search's short trials
             would spend more time compiling than training.
