@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -11,7 +10,7 @@ import numpy as np
 
 from hw1_keras.errors import InputError
 from hw1_keras.export import input_specs, load_endpoint
-from hw1_keras.regression.data import parse_finite
+from hw1_keras.regression.data import csv_rows, parse_finite
 
 
 def read_inputs(path: str | Path) -> list[float]:
@@ -23,15 +22,7 @@ def read_inputs(path: str | Path) -> list[float]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--input {path}: no such file")
-    try:
-        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
-                    if any(cell.strip() for cell in row)]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"--input {path}: not a readable text CSV ({error})") from None
-    except OSError as error:
-        raise InputError(f"--input {path}: cannot be read ({error.strerror})") from None
+    rows = csv_rows(path, f"--input {path}")
     if not rows:
         raise InputError(f"--input {path}: the file is empty; expected one x value per row")
     header = [cell.strip().lower() for cell in rows[0][1]]

@@ -115,16 +115,7 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file; pass an existing CSV with columns input,label")
-    try:
-        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            # Keep each row's line number, so messages point at the right line.
-            rows = [(number, row) for number, row in enumerate(csv.reader(handle), 1)
-                    if any(cell.strip() for cell in row)]
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise InputError(f"{path}: not a readable text CSV ({error})") from None
-    except OSError as error:
-        raise InputError(f"{path}: cannot be read ({error.strerror})") from None
+    rows = csv_rows(path, str(path))
     if not rows:
         raise InputError(f"{path}: the file is empty; expected a header input,label and data rows")
 
@@ -142,6 +133,27 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
             f"{path}: {len(xs)} data rows; need at least {min_rows}"
         )
     return _split(xs, ys)
+
+
+def csv_rows(path: Path, name: str) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a text CSV, each with its line number for messages.
+
+    Args:
+        path: The file.
+        name: How error messages name it, e.g. `--input xs.csv`.
+
+    Raises:
+        InputError: the file cannot be read or is not text.
+    """
+    try:
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            return [(number, row) for number, row in enumerate(csv.reader(handle), 1)
+                    if any(cell.strip() for cell in row)]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise InputError(f"{name}: not a readable text CSV ({error})") from None
+    except OSError as error:
+        raise InputError(f"{name}: cannot be read ({error.strerror})") from None
 
 
 def _is_header(row: list[str], path: Path) -> bool:
