@@ -26,7 +26,7 @@ from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import build_model, hyperparameters
 from hw1_keras.mnist.train import LOG, read_log
 from hw1_keras.errors import InputError
-from hw1_keras.runs import read_json
+from hw1_keras.runs import make_run_dir, read_json
 from hw1_keras.training import seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -187,8 +187,7 @@ def main(args) -> dict:
         raise InputError("bench mnist needs --data PATH.npz (the runs read it offline)")
     config = dataclasses.replace(MnistConfig(), data=args.data)
     mnist_data.load_arrays(config.data)  # Fail early, in one line, on a bad file.
-    out = Path(args.out or "runs/bench-mnist")
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_run_dir(args.out or "runs/bench-mnist", "bench-mnist")
     keras.config.disable_interactive_logging()
     results = {}
     for part in args.parts:
