@@ -74,9 +74,10 @@ def load_endpoint(path: str | Path) -> Callable:
     try:
         loaded = tf.saved_model.load(str(path))
     except Exception as error:  # TensorFlow raises many kinds for a damaged model.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        detail = " ".join(str(error).split()).split(". ")[0]  # TensorFlow's first sentence.
+        detail = detail if len(detail) <= 120 else detail[:119] + "…"
         raise InputError(f"--model {path}: not a readable SavedModel ({type(error).__name__}: "
-                         f"{first_line[:200]}); export it again with run.py") from None
+                         f"{detail}); export it again with run.py") from None
     if not hasattr(loaded, ENDPOINT):
         raise InputError(f"--model {path}: the SavedModel has no '{ENDPOINT}' endpoint")
     endpoint = getattr(loaded, ENDPOINT)
