@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -10,6 +9,8 @@ import time
 from pathlib import Path
 
 import keras
+
+from hw1_keras.runs import read_json, write_json
 
 
 def seed_everything(seed: int) -> None:
@@ -102,7 +103,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         """The note of the checkpoint on disk (`epoch`, monitor value), or None."""
         if not (self.path.is_file() and self.note_path.is_file()):
             return None
-        return json.loads(self.note_path.read_text())
+        return read_json(self.note_path)
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -111,10 +112,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         partial = self.path.with_name("partial." + self.path.name)  # Keras wants .weights.h5.
         self.model.save_weights(partial, overwrite=True)
-        note = self.note_path.with_name("partial." + self.note_path.name)
-        note.write_text(json.dumps({"epoch": epoch + 1, self.monitor: self.best}))
         os.replace(partial, self.path)
-        os.replace(note, self.note_path)
+        write_json(self.note_path, {"epoch": epoch + 1, self.monitor: self.best})
 
 
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
