@@ -78,3 +78,16 @@ def test_evaluation_is_never_augmented_and_keeps_order():
     seen, seen_labels = _collect(pipeline.evaluation_dataset(images, labels, batch_size=10))
     np.testing.assert_array_equal(seen[..., 0], images.astype(np.float32))
     np.testing.assert_array_equal(seen_labels, labels)
+
+
+def test_settle_batches_mix_originals_and_augmented_images_like_training():
+    images, _ = _digits(count=40)
+    augment = pipeline.augmentation(10, 0.1, 0.15, seed=1)
+    batches = pipeline.fixed_batches(images, batch_size=16, augment=augment)
+    assert [len(batch) for batch in batches] == [16, 16, 8]
+    seen = np.concatenate(batches)[..., 0]
+    assert seen.dtype == np.float32
+    np.testing.assert_array_equal(seen[0::2], images[0::2].astype(np.float32))
+    assert all(not np.array_equal(a, b) for a, b in zip(seen[1::2], images[1::2]))
+    clean = np.concatenate(pipeline.fixed_batches(images, batch_size=16))[..., 0]
+    np.testing.assert_array_equal(clean, images.astype(np.float32))

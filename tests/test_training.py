@@ -105,10 +105,24 @@ def test_mnist_ema_momentum_reaches_the_optimizer():
 def test_an_mnist_run_averages_only_when_asked_between_checkpoint_and_backup(tmp_path):
     from hw1_keras.mnist.train import _callbacks
 
-    kinds = [type(c) for c in _callbacks(tmp_path, {}, np.zeros((300, 28, 28), "uint8"))]
+    kinds = [type(c) for c in _callbacks(tmp_path, {}, [np.zeros((30, 28, 28, 1), "float32")])]
     assert kinds.index(BestCheckpoint) < kinds.index(
         ValidateAveragedWeights) < kinds.index(keras.callbacks.BackupAndRestore)
     assert ValidateAveragedWeights not in [type(c) for c in _callbacks(tmp_path, {}, None)]
+
+
+def test_an_mnist_average_settles_batch_norm_on_batches_like_the_training_ones():
+    from hw1_keras.mnist.train import SETTLE_IMAGES, settle_batches
+
+    images = np.zeros((SETTLE_IMAGES + 100, 28, 28), "uint8")
+    images[:, 4:24, 12:16] = 255  # A bar, which every augmentation moves.
+    seen = np.concatenate(settle_batches(MnistConfig(), images))[..., 0]
+    assert len(seen) == SETTLE_IMAGES
+    np.testing.assert_array_equal(seen[0::2], images[0:SETTLE_IMAGES:2])
+    assert np.mean([not np.array_equal(a, images[0]) for a in seen[1::2]]) > 0.95
+    # A run without augmentation trains, and so settles, on originals alone.
+    plain = settle_batches(MnistConfig(augmented_copy=0), images)
+    np.testing.assert_array_equal(np.concatenate(plain)[..., 0], images[:SETTLE_IMAGES])
 
 
 def _checkpointed_model(value: float) -> keras.Model:

@@ -109,11 +109,18 @@ def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int =
     )
 
 
-def fixed_batches(images: np.ndarray, batch_size: int = 128) -> list[np.ndarray]:
+def fixed_batches(images: np.ndarray, batch_size: int = 128,
+                  augment: keras.Layer | None = None) -> list[np.ndarray]:
     """`images` (uint8, (N, 28, 28)) as model-ready float32 batches, in order.
 
     For re-estimating BatchNorm's statistics on the same images every time
-    (`hw1_keras.training.settle_batch_norm`).
+    (`hw1_keras.training.settle_batch_norm`). Those statistics should be the
+    ones the weights were trained under: with `augment`, every other image is
+    drawn through it once, as training batches mix originals and augmented
+    copies half and half. (Clean images alone, measured on the five default
+    runs' checkpoints, cost 0.02-0.07 test points; BENCHMARKS.md.)
     """
-    return [images[start:start + batch_size, ..., np.newaxis].astype("float32")
-            for start in range(0, len(images), batch_size)]
+    pixels = images[..., np.newaxis].astype("float32")
+    if augment is not None:
+        pixels[1::2] = keras.ops.convert_to_numpy(augment(pixels[1::2], training=True))
+    return [pixels[start:start + batch_size] for start in range(0, len(pixels), batch_size)]

@@ -35,6 +35,7 @@ ACTIVATION_DIGIT = 9  # The report's fig. 10b shows a 9.
 # Training images on which BatchNorm's statistics are re-estimated for the
 # weight average (`--ema-momentum`): 40 batches, about a second per epoch.
 SETTLE_IMAGES = 5_120
+SETTLE_SEED_OFFSET = 10  # The training augmentation's layers use seed .. seed + 4.
 
 
 def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunction:
@@ -57,6 +58,18 @@ def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunctio
     return serve
 
 
+def settle_batches(config: MnistConfig, images: np.ndarray) -> list[np.ndarray]:
+    """Fixed batches like the training ones, for BatchNorm under the weight average.
+
+    The first `SETTLE_IMAGES` training images, half of them augmented once as
+    in `config` (its own seed, so the training stream is left as it is).
+    """
+    augment = (pipeline.augmentation(config.rotation, config.translation, config.shear,
+                                     config.seed + SETTLE_SEED_OFFSET, config.zoom, config.elastic)
+               if config.augmented_copy else None)
+    return pipeline.fixed_batches(images[:SETTLE_IMAGES], augment=augment)
+
+
 def read_log(path: Path) -> dict[str, list[float]]:
     """The CSV log as columns, one row per epoch.
 
@@ -71,12 +84,12 @@ def read_log(path: Path) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
 
 
-def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray | None,
+def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray] | None,
                chief_dir: Path | None = None) -> list[keras.callbacks.Callback]:
     """The run's callbacks, writing into `run_dir`.
 
-    `settle_images`: training images for BatchNorm under the weight average
-    (`--ema-momentum`); None when the run keeps no average.
+    `settle_batches`: training batches for BatchNorm under the weight average
+    (`--ema-momentum`, see `settle_batches`); None when the run keeps no average.
 
     `chief_dir`: on a multi-worker run's other workers, the chief's run folder;
     they write into a scratch `run_dir` but resume from the chief's backup
@@ -86,8 +99,7 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_images: np.ndarray | Non
     # backup, so a kill between them repeats an epoch (read_log keeps the later
     # row) instead of losing one. The weight average goes between the
     # checkpoint and the backup (see `ValidateAveragedWeights`).
-    average = ([] if settle_images is None
-               else [ValidateAveragedWeights(pipeline.fixed_batches(settle_images))])
+    average = [] if settle_batches is None else [ValidateAveragedWeights(settle_batches)]
     return [
         EpochTimer(),  # First: adds epoch_seconds for the CSV log.
         keras.callbacks.CSVLogger(str(run_dir / LOG), append=True),
@@ -225,7 +237,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
                        validation_data=(data.x_val, data.y_val),
                        callbacks=_callbacks(
                            run_dir, resumed_log,
-                           data.x_train[:SETTLE_IMAGES] if config.ema_momentum else None,
+                           settle_batches(config, data.x_train) if config.ema_momentum else None,
                            chief_dir),
                        # A live bar on a terminal; one line per epoch in logs and CI.
                        verbose=1 if sys.stdout.isatty() else 2)
