@@ -17,6 +17,7 @@ import json
 import numpy as np
 import pytest
 
+from hw1_keras.mnist import pipeline
 from hw1_keras.mnist.config import MnistConfig
 from conftest import consecutive_free_ports, run_tuner_cluster, write_mnist_slice
 from test_cli import assert_single_line, assert_user_error
@@ -119,7 +120,7 @@ def test_batch_norm_statistics_are_the_mean_over_the_settling_batches():
     images = np.stack([np.full((28, 28), 10 * i, np.uint8) for i in range(3)])
     images = np.repeat(images, SETTLE_BATCH_SIZE, axis=0)  # Batch i: every pixel 10 i.
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.BatchNormalization()])
-    settle = SettledBatchNorm(images)
+    settle = SettledBatchNorm(pipeline.fixed_batches(images, SETTLE_BATCH_SIZE))
     settle.set_model(model)
     settle.on_test_begin()
     layer = model.layers[0]
@@ -283,3 +284,30 @@ def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
     assert (tmp_path / "chief" / "saved_model").exists()  # The chief retrained the winner.
     assert "So Far" not in stdout["chief"]  # Quiet (TrialLines) on the chief too: no KerasTuner tables.
     assert "worker done" in workers[0]
+
+
+@pytest.mark.parametrize("augmented_copy", [0, 1])
+def test_a_study_settles_batch_norm_on_batches_like_its_training_ones(monkeypatch, augmented_copy):
+    import keras_tuner
+
+    from hw1_keras.mnist.model import MnistHyperModel
+    from tuning.mnist_studies import (SETTLE_BATCH_SIZE, SETTLE_BATCHES, SettledBatchNorm,
+                                      StudyHyperModel)
+
+    seen = {}
+    monkeypatch.setattr(MnistHyperModel, "fit",
+                        lambda self, hp, model, x, y, callbacks=None, **kwargs:
+                        seen.setdefault("callbacks", callbacks))
+    count = SETTLE_BATCHES * SETTLE_BATCH_SIZE
+    images = np.zeros((count + 10, 28, 28), np.uint8)
+    images[:, 4:24, 12:16] = 255  # A bar, which every augmentation moves.
+    hypermodel = StudyHyperModel(MnistConfig(augmented_copy=augmented_copy), study("dropout"), 1)
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("dense_dropout", 0.5)
+    hypermodel.fit(hp, None, images, np.zeros(len(images), int))
+    (settle,) = [c for c in seen["callbacks"] if isinstance(c, SettledBatchNorm)]
+    settled = np.concatenate(settle.batches)[..., 0]
+    assert len(settled) == count
+    np.testing.assert_array_equal(settled[0::2], images[0:count:2])
+    changed = [not np.array_equal(a, images[0]) for a in settled[1::2]]
+    assert np.mean(changed) > 0.95 if augmented_copy else not any(changed)

@@ -39,10 +39,9 @@ from hw1_keras import plots
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.mnist import data as mnist_data
-from hw1_keras.mnist import pipeline
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, build_model, hyperparameters
-from hw1_keras.mnist.train import train_and_export
+from hw1_keras.mnist.train import settle_batches, train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
 from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
@@ -98,7 +97,7 @@ class StudyHyperModel(keras_tuner.HyperModel):
         config = self.config(hp)
         # A fresh trainer per setting: the same shuffle and augmentation draws for each.
         trainer = MnistHyperModel.from_config(config, epochs=self.epochs)
-        settle = SettledBatchNorm(x[:SETTLE_BATCHES * SETTLE_BATCH_SIZE])
+        settle = SettledBatchNorm(settle_batches(config, x, SETTLE_BATCHES * SETTLE_BATCH_SIZE))
         return trainer.fit(hyperparameters(config), model, x, y,
                            callbacks=[settle, *(callbacks or [])], **kwargs)
 
@@ -118,13 +117,14 @@ class SettledBatchNorm(keras.callbacks.Callback):
     not affected.
 
     Args:
-        images: uint8 training images (N, 28, 28), cut into batches of
-            `SETTLE_BATCH_SIZE`.
+        batches: Fixed training batches like the trial's own
+            (`hw1_keras.mnist.train.settle_batches`: with augmentation, half of
+            the images augmented, as the statistics were trained on).
     """
 
-    def __init__(self, images: np.ndarray):
+    def __init__(self, batches: list[np.ndarray]):
         super().__init__()
-        self.batches = pipeline.fixed_batches(images, SETTLE_BATCH_SIZE)
+        self.batches = batches
 
     def on_test_begin(self, logs=None):
         settle_batch_norm(self.model, self.batches)
@@ -405,7 +405,8 @@ def summary_table(summary: dict) -> str:
         f"{base['dropout']:g}/{base['dense_dropout']:g}, batch {base['batch_size']}, batch norm "
         f"{'on' if base['batch_norm'] else 'off'}, {base['downsampling']}). Score: the best "
         f"validation accuracy over the epochs, BatchNorm's statistics re-estimated on "
-        f"{SETTLE_BATCHES * SETTLE_BATCH_SIZE:,} training images before each validation, "
+        f"{SETTLE_BATCHES * SETTLE_BATCH_SIZE:,} training images"
+        f"{', half of them augmented,' if base['augmented_copy'] else ''} before each validation, "
         f"on {summary['validation_images']:,} images "
         f"(one standard error of an accuracy of {accuracy:.1%} on them: "
         f"±{100 * error:.2f} points; seed-to-seed variation comes on top).",
