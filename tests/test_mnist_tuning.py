@@ -306,6 +306,7 @@ def test_a_study_settles_batch_norm_on_batches_like_its_training_ones(monkeypatc
     hp.Fixed("dense_dropout", 0.5)
     hypermodel.fit(hp, None, images, np.zeros(len(images), int))
     (settle,) = [c for c in seen["callbacks"] if isinstance(c, SettledBatchNorm)]
+    assert {len(batch) for batch in settle.batches} == {SETTLE_BATCH_SIZE}
     settled = np.concatenate(settle.batches)[..., 0]
     assert len(settled) == count
     np.testing.assert_array_equal(settled[0::2], images[0:count:2])

@@ -97,7 +97,8 @@ class StudyHyperModel(keras_tuner.HyperModel):
         config = self.config(hp)
         # A fresh trainer per setting: the same shuffle and augmentation draws for each.
         trainer = MnistHyperModel.from_config(config, epochs=self.epochs)
-        settle = SettledBatchNorm(settle_batches(config, x, SETTLE_BATCHES * SETTLE_BATCH_SIZE))
+        settle = SettledBatchNorm(settle_batches(
+            config, x, SETTLE_BATCHES * SETTLE_BATCH_SIZE, SETTLE_BATCH_SIZE))
         return trainer.fit(hyperparameters(config), model, x, y,
                            callbacks=[settle, *(callbacks or [])], **kwargs)
 

@@ -58,18 +58,18 @@ def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunctio
     return serve
 
 
-def settle_batches(config: MnistConfig, images: np.ndarray,
-                   count: int = SETTLE_IMAGES) -> list[np.ndarray]:
+def settle_batches(config: MnistConfig, images: np.ndarray, count: int = SETTLE_IMAGES,
+                   batch_size: int = 128) -> list[np.ndarray]:
     """Fixed batches like `config`'s training ones, for re-estimating BatchNorm.
 
-    The first `count` training images, half of them augmented once as in
-    `config` when it trains on an augmented copy (with a seed of their own, so
-    the training stream is left as it is).
+    The first `count` training images in batches of `batch_size`, half of them
+    augmented once as in `config` when it trains on an augmented copy (with a
+    seed of their own, so the training stream is left as it is).
     """
     augment = (pipeline.augmentation(config.rotation, config.translation, config.shear,
                                      config.seed + SETTLE_SEED_OFFSET, config.zoom, config.elastic)
                if config.augmented_copy else None)
-    return pipeline.fixed_batches(images[:count], augment=augment)
+    return pipeline.fixed_batches(images[:count], batch_size, augment)
 
 
 def read_log(path: Path) -> dict[str, list[float]]:
