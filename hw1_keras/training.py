@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
 from pathlib import Path
 
+import h5py
 import keras
 
 from hw1_keras.runs import read_json, write_json
+
+# The HDF5 attribute of a best checkpoint that says which epoch it holds.
+NOTE_ATTRIBUTE = "hw1_keras_best"
 
 
 def seed_everything(seed: int) -> None:
@@ -76,13 +81,13 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     Unlike `keras.callbacks.ModelCheckpoint`, which writes the file in place,
     the weights go to a scratch file that is renamed over the checkpoint, so a
-    `kill -9` mid-save leaves the previous checkpoint whole. A note beside it
-    (`<name>.json`: 1-based `epoch` and the `monitor` value) says which epoch
-    the file holds. A resumed run starts from the note's value, so an epoch
-    repeated after a kill competes with the weights actually on disk, not with
-    a logged value whose weights may never have been saved. The note is
-    replaced right after the weights: only a kill in the instant between the
-    two renames leaves it one checkpoint behind.
+    `kill -9` mid-save leaves the previous checkpoint whole. The file also
+    says which epoch it holds (1-based `epoch` and the `monitor` value, an
+    attribute of the HDF5 file that Keras' loader ignores), so weights and
+    note land in one rename and cannot disagree. A resumed run starts from
+    that value, so an epoch repeated after a kill competes with the weights
+    actually on disk, not with a logged value whose weights may never have
+    been saved. A copy of the note sits beside it (`<name>.json`) for people.
 
     Args:
         path: The checkpoint, a `.weights.h5` file.
@@ -101,19 +106,27 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def saved(self) -> dict | None:
         """The note of the checkpoint on disk (`epoch`, monitor value), or None."""
-        if not (self.path.is_file() and self.note_path.is_file()):
+        if not self.path.is_file():
             return None
-        return read_json(self.note_path)
+        with h5py.File(self.path, "r") as weights:
+            note = weights.attrs.get(NOTE_ATTRIBUTE)
+        if note is not None:
+            return json.loads(note)
+        # A checkpoint from before the note moved into it: the note beside it.
+        return read_json(self.note_path) if self.note_path.is_file() else None
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or not value > self.best:
             return
         self.best = float(value)
+        note = {"epoch": epoch + 1, self.monitor: self.best}
         partial = self.path.with_name("partial." + self.path.name)  # Keras wants .weights.h5.
         self.model.save_weights(partial, overwrite=True)
+        with h5py.File(partial, "a") as weights:
+            weights.attrs[NOTE_ATTRIBUTE] = json.dumps(note)
         os.replace(partial, self.path)
-        write_json(self.note_path, {"epoch": epoch + 1, self.monitor: self.best})
+        write_json(self.note_path, note)
 
 
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
