@@ -29,6 +29,16 @@ from tuning.settings import CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSetting
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
+# Which benchmarks read each `bench` flag, and the flag's value when not given.
+BENCH_FLAGS = {
+    "seeds": (("regression", "mnist", "tune"), None),
+    "skip_plain": (("regression",), False),
+    "data": (("mnist", "distribute"), None),
+    "parts": (("mnist",), ["throughput", "quick"]),
+    "cv": (("tune",), "contiguous"),
+    "resume_epochs": (("mnist",), 4),
+    "out": (("mnist", "tune"), None),
+}
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
@@ -39,6 +49,17 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports a subcommand's unknown flags from the top parser;
+        # name the subcommand, whose --help lists the flags it does take.
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(EXIT_BAD_INPUT, f"{prog}: error: unrecognized arguments: "
+                                      f"{' '.join(unknown)} (see {prog} --help)\n")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     mnist.add_argument("--quick", action="store_true",
                        help="a few-minute run to try things (3 epochs of the originals, no "
                             "augmentation); with --tune, also few images and epochs per "
-                            "setting (about 15 minutes in all); other flags still apply")
+                            "setting (about 11 minutes in all on 2 cores); other flags "
+                            "still apply")
     _add_mnist_tune_arguments(mnist)
     add_config_arguments(mnist, MnistConfig)
     add_config_arguments(mnist, DeviceConfig)
@@ -99,22 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
-    bench.add_argument("--skip-plain", action="store_true",
+    bench.add_argument("--skip-plain", action="store_true", default=None,
                        help="regression: skip the slow plain-fit baseline (about 90 s)")
     bench.add_argument("--data", metavar="NPZ",
                        help="mnist, distribute: a local MNIST .npz (required)")
-    bench.add_argument("--parts", type=_parts, default=["throughput", "quick"],
+    bench.add_argument("--parts", type=_parts, default=None,
                        help="mnist: comma-separated parts among throughput,precision,quick,"
                             "accuracy,resume (default: throughput,quick; accuracy takes ~25 "
                             "min a seed)")
-    bench.add_argument("--cv", choices=CV_KINDS, default="contiguous",
+    bench.add_argument("--cv", choices=CV_KINDS, default=None,
                        help="tune: the search's folds (default: contiguous, as --tune's)")
-    bench.add_argument("--resume-epochs", type=_positive_int, default=4,
+    bench.add_argument("--resume-epochs", type=_positive_int, default=None,
                        help="mnist resume part: epochs of the killed run (default: 4)")
     bench.add_argument("--out", metavar="DIR",
                        help="mnist: where its runs go (default: runs/bench-mnist); tune: a "
-                            "new folder for the timed search (default: a temporary one); "
-                            "unused by regression and distribute")
+                            "new folder for the timed search (default: a temporary one)")
     return parser
 
 
@@ -292,6 +313,17 @@ def _device(args: argparse.Namespace, tune: bool) -> DeviceConfig:
     return device
 
 
+def _bench_defaults(args: argparse.Namespace) -> None:
+    """Refuses a flag the chosen benchmark does not read; fills in the rest's defaults."""
+    for name, (tasks, default) in BENCH_FLAGS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+        elif args.task not in tasks:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} applies to bench {' and '.join(tasks)}, not bench "
+                             f"{args.task}; leave it out")
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
@@ -327,6 +359,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return predict_command(args.model, args.inputs, args.input)
     if args.command == "bench":
+        _bench_defaults(args)
         _import_tensorflow_quietly()
         if args.task == "regression":
             from hw1_keras.bench_regression import main as bench_main

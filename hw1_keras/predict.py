@@ -85,7 +85,7 @@ def _predict_images(serve, paths: Sequence[str]) -> int:
         try:
             digit = load_digit(path)
         except InputError as error:
-            print(f"error: {error}", file=sys.stderr)
+            print(f"run.py predict: error: {error}", file=sys.stderr)  # As main's errors.
             failed = True
             continue
         probabilities = serve(digit[np.newaxis]).numpy()[0]

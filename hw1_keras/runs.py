@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -18,7 +19,9 @@ def make_run_dir(out: str | None, task: str) -> Path:
 
     Args:
         out: The folder the user named with `--out`, or None for a new
-            time-stamped folder `runs/<task>-YYYYmmdd-HHMMSS`.
+            time-stamped folder `runs/<task>-YYYYmmdd-HHMMSS` (with `-2`, `-3`,
+            ... added when runs start in the same second, so that two runs
+            never share a folder).
         task: The task name, used in the default folder name.
 
     Returns:
@@ -31,11 +34,97 @@ def make_run_dir(out: str | None, task: str) -> Path:
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path}: exists and is not a folder; name a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        return _new_dir(path) if not out else _mkdir(path)
     except OSError as error:
         raise InputError(f"--out {path}: cannot create the folder ({error.strerror}); "
                          "name a folder you can write to") from None
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _new_dir(stem: Path) -> Path:
+    """Creates a folder that did not exist: `stem`, else `stem-2`, `stem-3`, ..."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for number in itertools.count(1):
+        path = stem if number == 1 else stem.with_name(f"{stem.name}-{number}")
+        try:
+            path.mkdir()  # Atomic: of two runs racing for one name, one gets it.
+            return path
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> None:
+    """Refuses to write a run into a folder that holds a different one.
+
+    Touches nothing. A folder may take the run if it is empty, or if its
+    `config.json` records the same settings (a rerun, or the resume of an
+    interrupted run). Anything else would mix two runs' files: a run of
+    another task, another seed, or files that are no run at all.
+
+    Args:
+        run_dir: The run folder.
+        config: The run's resolved configuration (`hw1_keras.config.to_dict`).
+        interrupted: The folder holds an interrupted run this one would
+            resume; only changes the advice.
+
+    Raises:
+        InputError: The folder holds something else.
+    """
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise InputError(f"--out {run_dir}: is not empty and holds no run (no "
+                             "config.json); name a new or empty folder")
+        return
+    before, now = read_json(saved), json.loads(json.dumps(config))
+    if set(before) != set(now):
+        raise InputError(f"--out {run_dir}: holds a run of another task; "
+                         "pass another --out")
+    changed = describe_changes(before, now)
+    if not changed:
+        return
+    if interrupted:
+        raise InputError(f"--out {run_dir}: holds an interrupted run with other settings "
+                         f"({changed}); rerun it with its own flags to resume it, "
+                         "or pass another --out")
+    raise InputError(f"--out {run_dir}: holds a run with other settings ({changed}); "
+                     "pass another --out, or delete that folder to replace its run")
+
+
+def describe_changes(before: dict, now: dict, limit: int = 4) -> str:
+    """What differs between two (nested) settings, as `key old -> new; ...`.
+
+    Nested keys are joined with dots (`search.max_trials 2 -> 3`); after
+    `limit` entries the rest are counted, so the message stays one short line.
+    """
+    changes = _changes(before, now)
+    if len(changes) > limit:
+        changes = changes[:limit] + [f"and {len(changes) - limit} more"]
+    return "; ".join(changes)
+
+
+def _changes(before: dict, now: dict, prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, UNSET), now.get(key, UNSET)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += _changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            changes.append(f"{prefix}{key} {_short(old)} -> {_short(new)}")
+    return changes
+
+
+UNSET = object()  # A key one side lacks.
+
+
+def _short(value: Any) -> str:
+    text = "unset" if value is UNSET else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def write_json(path: str | Path, data: Any) -> None:

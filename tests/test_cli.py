@@ -59,13 +59,30 @@ FAST_ERRORS = [
     ("negative_lr", ["regression", "--lr", "-0.001"], ["--lr got -0.001", "> 0"]),
     ("batch_zero", ["regression", "--batch-size", "0"], ["--batch-size got 0"]),
     ("epochs_zero", ["regression", "--epochs", "0"], ["--epochs got 0"]),
-    ("unknown_flag", ["regression", "--bogus", "3"], ["unrecognized arguments: --bogus"]),
+    ("unknown_flag", ["regression", "--bogus", "3"],
+     ["run.py regression: error: unrecognized arguments: --bogus 3 (see run.py regression "
+      "--help)"]),
     ("epochs_not_a_number", ["regression", "--epochs", "many"], ["--epochs", "'many'"]),
     ("units_activations", ["regression", "--units", "8,8,8"], ["--activations", "(3)"]),
     ("train_without_test", ["regression", "--train", "a.csv"], ["--train", "--test"]),
     ("no_command", [], ["required"]),
     ("predict_without_model", ["predict", "1"], ["--model"]),
+    ("bench_data_for_regression", ["bench", "regression", "--data", "x.npz"],
+     ["--data applies to bench mnist and distribute, not bench regression; leave it out"]),
+    ("bench_parts_for_tune", ["bench", "tune", "--parts", "precision"],
+     ["--parts applies to bench mnist, not bench tune"]),
 ]
+
+
+def test_bench_fills_in_the_defaults_of_the_flags_it_reads():
+    from hw1_keras.cli import _bench_defaults, build_parser
+
+    args = build_parser().parse_args(["bench", "mnist", "--data", "x.npz"])
+    _bench_defaults(args)
+    assert (args.parts, args.resume_epochs, args.data) == (["throughput", "quick"], 4, "x.npz")
+    args = build_parser().parse_args(["bench", "tune", "--cv", "random"])
+    _bench_defaults(args)
+    assert (args.cv, args.seeds, args.out) == ("random", None, None)
 
 
 def test_bench_tune_refuses_a_folder_holding_a_search(cli, tmp_path):
@@ -109,6 +126,28 @@ def _bad_row(cli, tiny_run, tmp):
     return result, {"path": str(bad), "before": before, "after": snapshot(existing)}
 
 
+def _out_holds_another_seed(cli, tiny_run, tmp):
+    existing = tmp / "existing_run"
+    shutil.copytree(tiny_run[0], existing)
+    before = snapshot(existing)
+    result = cli("regression", "--out", existing, "--epochs", "20", "--log-every", "10",
+                 "--seed", "5")
+    return result, {"path": str(existing), "before": before, "after": snapshot(existing)}
+
+
+def _out_holds_another_task(cli, tiny_run, tmp):
+    from hw1_keras.config import to_dict
+    from hw1_keras.mnist.config import MnistConfig
+    from hw1_keras.runs import write_json
+
+    existing = tmp / "mnist_run"
+    existing.mkdir()
+    write_json(existing / "config.json", to_dict(MnistConfig()))
+    before = snapshot(existing)
+    result = cli("regression", "--out", existing, "--epochs", "1")
+    return result, {"path": str(existing), "before": before, "after": snapshot(existing)}
+
+
 def _predict_not_a_model(cli, tiny_run, tmp):
     folder = tmp / "not_a_model"
     folder.mkdir()
@@ -123,6 +162,9 @@ def _predict_no_inputs(cli, tiny_run, tmp):
 TF_ERRORS = {
     "missing_train_csv": (_missing_train, ["no such file"]),
     "bad_csv_row": (_bad_row, ["row 3", "'abc'", "not a number"]),
+    "out_holds_another_seed": (_out_holds_another_seed, [
+        "holds a run with other settings (seed 0 -> 5)", "pass another --out"]),
+    "out_holds_another_task": (_out_holds_another_task, ["holds a run of another task"]),
     "predict_not_a_model": (_predict_not_a_model, ["--model", "saved_model.pb"]),
     "predict_no_inputs": (_predict_no_inputs, ["no inputs"]),
 }
@@ -158,11 +200,13 @@ def test_missing_data_creates_no_run_folder(tf_error):
     assert not extra["out"].exists()
 
 
-def test_failed_run_leaves_existing_run_untouched(tf_error):
-    result, extra = tf_error("bad_csv_row")
+@pytest.mark.parametrize("name", ["bad_csv_row", "out_holds_another_seed",
+                                  "out_holds_another_task"])
+def test_failed_run_leaves_existing_run_untouched(tf_error, name):
+    result, extra = tf_error(name)
     assert result.returncode == 2
     before, after = extra["before"], extra["after"]
-    assert any(path.name == "metrics.json" for path in before)
+    assert any(path.name == "config.json" for path in before)
     assert set(after) == set(before)
     for path, content in before.items():
         assert after[path] == content, f"{path} changed"

@@ -62,8 +62,24 @@ def test_missing_and_unreadable_files(tmp_path):
         mnist_data.load_arrays(str(tmp_path / "nothing.npz"))
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"not a zip archive")
-    with pytest.raises(InputError, match="not a readable .npz"):
+    with pytest.raises(InputError) as error:  # Not numpy's advice to unpickle it.
         mnist_data.load_arrays(str(garbage))
+    assert str(error.value) == (f"--data {garbage}: not an .npz file (not a zip archive of "
+                                "arrays); pass a .npz in keras.datasets.mnist layout")
+    torn = tmp_path / "torn.npz"
+    np.savez(torn, **_arrays())
+    torn.write_bytes(torn.read_bytes()[:300])
+    with pytest.raises(InputError, match="not a readable .npz"):
+        mnist_data.load_arrays(str(torn))
+
+
+def test_object_arrays_are_refused_not_unpickled(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, **{**_arrays(), "y_train": np.array([object()] * 60)})
+    with pytest.raises(InputError) as error:
+        mnist_data.load_arrays(str(path))
+    assert "holds object (pickled) arrays, which are not loaded for safety" in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_a_single_npy_array_is_not_taken_for_an_archive(tmp_path):

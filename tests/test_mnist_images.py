@@ -100,7 +100,8 @@ def test_bad_images_get_one_line_errors(tmp_path):
     blank = tmp_path / "blank.png"
     Image.new("L", (50, 50), 255).save(blank)
     for path, message in [(empty, "empty"), (text, "not a readable image"),
-                          (blank, "blank"), (tmp_path / "missing.png", "no such file")]:
+                          (blank, "blank"), (tmp_path / "missing.png", "no such file"),
+                          (tmp_path, "a folder, not an image")]:
         with pytest.raises(InputError, match=message) as error:
             load_digit(path)
         assert str(path) in str(error.value) and "\n" not in str(error.value)

@@ -107,6 +107,7 @@ def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tm
     assert 0 <= int(digit_answer) <= 9 and probability.endswith("%)")
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in result.stderr
+    assert errors[0].startswith(f"run.py predict: error: {bad}: ")
 
 
 def _rows(log_file):
@@ -236,3 +237,18 @@ def test_quick_run_reaches_99_percent_on_real_mnist(mnist_file, tmp_path):
 
     metrics = run(dataclasses.replace(quick_preset(), data=mnist_file), str(tmp_path / "quick"))
     assert metrics["test_accuracy"] >= 0.99
+
+
+def test_a_log_row_cut_short_is_left_out_and_repaired_on_resume(tmp_path):
+    from hw1_keras.mnist.train import read_log
+
+    path = tmp_path / "training_log.csv"
+    whole = "epoch,accuracy,val_accuracy\r\n0,0.5,0.6\r\n1,0.7,0.8\r\n"
+    for torn in ("2,0.9", "2,0.9,", "2,0.9,0.8"):  # Cut by a kill; the last has no line end.
+        path.write_bytes((whole + torn).encode())
+        assert read_log(path) == {"epoch": [0, 1], "accuracy": [0.5, 0.7],
+                                  "val_accuracy": [0.6, 0.8]}
+        assert path.read_bytes() == (whole + torn).encode()  # Reading changes nothing.
+        read_log(path, repair=True)
+        assert path.read_bytes() == whole.encode()  # The next row starts its own line.
+    assert read_log(tmp_path / "missing.csv") == {}

@@ -142,9 +142,10 @@ def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
     # The base configuration recurs in all 7 studies but trains once: 19 - 6 = 13.
     assert len(first["trained"] + second["trained"]) == 13
     assert len(trial_lines(second["out"])) == 19 - 5
-    assert "same configuration as depth trial 1: not trained again" in second["out"]
+    assert "same configuration as depth trial 2: not trained again" in second["out"]
     assert "(resuming; --fresh starts over)" in second["out"]
     assert "Epoch 1/1" not in second["out"] and "━" not in second["out"]  # Keras stays quiet.
+    assert "Reloading Tuner" not in second["out"]  # So does KerasTuner: the line above says it.
 
     summary = json.loads((run_dir / "tuning.json").read_text())
     trials = [t for s in summary["studies"] for t in s["trials"]]
@@ -153,7 +154,7 @@ def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
     assert all(t["status"] == "COMPLETED" and len(t["curve"]) == 1 for t in trials)
     assert all(t["best"] == max(t["curve"]) for t in trials)
     copies = [t for t in trials if "same_as" in t]
-    assert len(copies) == 6 and all(t["same_as"] == "depth trial 1" for t in copies)
+    assert len(copies) == 6 and all(t["same_as"] == "depth trial 2" for t in copies)
     base = trials[1]
     assert base["label"] == "2 blocks (32/64)" and "same_as" not in base
     assert {t["best"] for t in copies} == {base["best"]}
@@ -166,6 +167,8 @@ def test_one_plot_per_study_and_a_summary_table(tuned):
     for each in STUDIES:
         assert (run_dir / "studies" / f"{each.name}.png").stat().st_size > 10_000
     table = (run_dir / "studies.md").read_text()
+    # 128 trial images: fewer than the 2,560 BatchNorm would otherwise be settled on.
+    assert "re-estimated on 128 training images" in table
     rows = [line for line in table.splitlines() if line.startswith("| ")][2:]  # No header.
     assert len(rows) == 19
     assert rows[0].startswith("| depth | ") and "1 block (32)" in rows[0]
@@ -221,9 +224,45 @@ def test_other_trial_settings_in_the_same_folder_are_refused(tuned, tiny_npz, ca
             *flags({**TRIAL, "epochs_per_trial": 2}), "--out", str(run_dir)]
     assert main(argv) == 2
     error = capsys.readouterr().err
-    assert "epochs_per_trial differ" in error and "--fresh" in error
+    assert "holds a search with other settings (epochs_per_trial 1 -> 2)" in error
+    assert "--fresh" in error
     assert len(error.splitlines()) == 1
     assert (run_dir / "tuning.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("jit, expected", [("on", True), ("off", False)])
+def test_trials_compile_as_jit_says(tiny_npz, tmp_path, monkeypatch, jit, expected):
+    import keras
+
+    from hw1_keras.cli import main
+    from hw1_keras.mnist import model as mnist_model
+
+    compiled = []
+
+    def record(model, hp, learning_rate, jit_compile="auto"):
+        if isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            compiled.append(jit_compile)  # The trial's training compile: stop there.
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(mnist_model, "compile_model", record)
+    argv = ["mnist", "--tune", "--data", tiny_npz, *flags(TINY), *flags(TRIAL),
+            "--studies", "batch_norm", "--jit", jit, "--out", str(tmp_path / "run")]
+    assert main(argv) == 130
+    assert compiled == [expected]
+
+
+def test_a_folder_holding_no_search_is_refused(tiny_npz, tmp_path, capsys):
+    from hw1_keras.cli import main
+
+    out = tmp_path / "plain_run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")  # E.g. a plain run's folder.
+    argv = ["mnist", "--tune", "--data", tiny_npz, *flags(TINY), *flags(TRIAL),
+            "--out", str(out)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert f"--out {out}: is not empty and holds no search" in error
+    assert sorted(p.name for p in out.iterdir()) == ["config.json"]
 
 
 def test_more_trial_images_than_the_training_split(tiny_npz, tmp_path, capsys):

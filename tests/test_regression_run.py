@@ -115,6 +115,18 @@ def test_bad_data_is_rejected_before_the_run_folder_is_made(tmp_path):
     assert not out.exists()
 
 
+def test_a_diverged_run_says_what_to_try_and_leaves_no_folder(tmp_path):
+    x = np.linspace(-1e30, 1e30, 40, dtype=np.float32).reshape(-1, 1)  # Unscaled data.
+    huge = tmp_path / "huge.csv"
+    regression_data.write_csv(regression_data.Split(x, x), huge)
+    out = tmp_path / "never"
+    with pytest.raises(InputError) as error:
+        run(RegressionConfig(epochs=2, log_every=1, train=str(huge), test=str(huge)), str(out))
+    assert "training diverged (loss inf) with --lr 0.0004; try a smaller one, e.g. --lr " \
+           "4e-05, and check that the data's values are not huge" in str(error.value)
+    assert not out.exists()
+
+
 def test_out_that_is_a_file_is_an_input_error(tmp_path):
     out = tmp_path / "file.txt"
     out.write_text("keep me")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hw1_keras import runs
 from hw1_keras.errors import InputError
-from hw1_keras.runs import make_run_dir, read_json, write_json
+from hw1_keras.runs import check_run_dir, describe_changes, make_run_dir, read_json, write_json
 
 
 def test_make_run_dir_creates_and_reuses_a_folder(tmp_path):
@@ -26,3 +27,63 @@ def test_unusable_out_folders_get_one_line(tmp_path, where, message):
         make_run_dir(str(tmp_path / where), "task")
     assert message in str(error.value) and "\n" not in str(error.value)
     assert str(error.value).startswith(f"--out {tmp_path / where}:")
+
+
+def test_default_folders_of_runs_started_in_the_same_second_differ(tmp_path, monkeypatch):
+    monkeypatch.setattr(runs, "RUNS_ROOT", tmp_path / "runs")
+    monkeypatch.setattr(runs.time, "strftime", lambda _: "20261127-120000")
+    first, second = make_run_dir(None, "task"), make_run_dir(None, "task")
+    assert first.name == "task-20261127-120000" and second.name == "task-20261127-120000-2"
+    assert first.is_dir() and second.is_dir()
+
+
+def _folder(tmp_path, config):
+    path = tmp_path / "run"
+    path.mkdir()
+    write_json(path / "config.json", config)
+    write_json(path / "metrics.json", {"test_mse": 0.1})
+    return path, {p.name: p.read_bytes() for p in path.iterdir()}
+
+
+def test_a_folder_takes_a_run_when_empty_or_holding_the_same_settings(tmp_path):
+    check_run_dir(tmp_path / "new", {"seed": 0})
+    (tmp_path / "empty").mkdir()
+    check_run_dir(tmp_path / "empty", {"seed": 0})
+    path, _ = _folder(tmp_path, {"seed": 0, "filters": [32, 64]})
+    check_run_dir(path, {"seed": 0, "filters": (32, 64)})  # As to_dict gives it.
+
+
+@pytest.mark.parametrize("saved, interrupted, message", [
+    ({"seed": 0, "epochs": 2}, False,
+     "holds a run with other settings (epochs 2 -> 3; seed 0 -> 1); pass another "
+     "--out, or delete that folder to replace its run"),
+    ({"seed": 0, "epochs": 2}, True,
+     "holds an interrupted run with other settings (epochs 2 -> 3; seed 0 -> 1); rerun it "
+     "with its own flags to resume it"),
+    ({"seed": 1, "hidden": 16}, False, "holds a run of another task; pass another --out"),
+])
+def test_a_folder_holding_another_run_is_refused_untouched(tmp_path, saved, interrupted,
+                                                            message):
+    path, before = _folder(tmp_path, saved)
+    with pytest.raises(InputError) as error:
+        check_run_dir(path, {"seed": 1, "epochs": 3}, interrupted=interrupted)
+    assert str(error.value).startswith(f"--out {path}: {message}")
+    assert "\n" not in str(error.value)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_a_folder_of_other_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="is not empty and holds no run"):
+        check_run_dir(tmp_path, {"seed": 0})
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_changes_name_nested_keys_and_stay_short():
+    before = {"search": {"max_trials": 2, "folds": 3}, "config": {"seed": 0}}
+    now = {"search": {"max_trials": 3, "folds": 3}, "config": {"seed": 0}, "extra": 1}
+    assert describe_changes(before, now) == "extra unset -> 1; search.max_trials 2 -> 3"
+    many = {f"k{i}": i for i in range(7)}
+    assert describe_changes(many, {}) == (
+        "k0 0 -> unset; k1 1 -> unset; k2 2 -> unset; k3 3 -> unset; and 3 more")
+    assert describe_changes({"a": "x" * 100}, {"a": "y"}) == f"a {'x' * 37}... -> y"

@@ -181,7 +181,9 @@ def test_one_line_per_finished_trial(grid_search):
     lines = tuner.stream.getvalue().splitlines()
     assert len(lines) == len(OFFSETS)
     first = expected(0.0)[0]
-    assert lines[0].startswith("trial 0") and "offset=0" in lines[0]
+    cap = tuner.oracle.max_trials  # Counted from 1, as people count trials.
+    assert lines[0].startswith(f"trial 1/{cap} ") and "offset=0" in lines[0]
+    assert lines[-1].startswith(f"trial {len(OFFSETS)}/{cap} ")
     assert f"val_mse {first:.4g} ±" in lines[0] and "(folds " in lines[0]
     assert f"best {first:.4g}" in lines[-1]  # Offset 0 stays the best.
 

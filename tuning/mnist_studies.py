@@ -47,7 +47,7 @@ from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
 from tuning.mnist_settings import Study, StudySettings, apply_setting, setting_label
 from tuning.grid import ResumableGrid
-from tuning.progress import TrialLines
+from tuning.progress import TrialLines, trial_number
 
 OBJECTIVE = keras_tuner.Objective("val_accuracy", direction="max")
 TUNING_DIR = "tuning"
@@ -76,13 +76,16 @@ class StudyHyperModel(keras_tuner.HyperModel):
         base: The run's configuration.
         study: The study whose hyperparameter the trial's values hold.
         epochs: Epochs per setting.
+        jit_compile: XLA for the trials (`--jit`), as for the winner's retraining.
     """
 
-    def __init__(self, base: MnistConfig, study: Study, epochs: int):
+    def __init__(self, base: MnistConfig, study: Study, epochs: int,
+                 jit_compile: bool | str = "auto"):
         super().__init__(name=study.name)
         self.base = base
         self.study = study
         self.epochs = epochs
+        self.jit_compile = jit_compile
 
     def config(self, hp: keras_tuner.HyperParameters) -> MnistConfig:
         return apply_setting(self.base, self.study, hp.get(self.study.parameter))
@@ -96,7 +99,8 @@ class StudyHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, x, y, callbacks=None, **kwargs):
         config = self.config(hp)
         # A fresh trainer per setting: the same shuffle and augmentation draws for each.
-        trainer = MnistHyperModel.from_config(config, epochs=self.epochs)
+        trainer = MnistHyperModel.from_config(config, epochs=self.epochs,
+                                              jit_compile=self.jit_compile)
         settle = SettledBatchNorm(settle_batches(
             config, x, SETTLE_BATCHES * SETTLE_BATCH_SIZE, SETTLE_BATCH_SIZE))
         return trainer.fit(hyperparameters(config), model, x, y,
@@ -175,7 +179,8 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
             "parameters": model.count_params(),
             "seconds": time.perf_counter() - started,
         }
-        self.trained[key] = (metrics, f"{self.hypermodel.name} trial {trial.trial_id}")
+        self.trained[key] = (metrics,
+                             f"{self.hypermodel.name} trial {trial_number(trial.trial_id)}")
         self._outcomes[trial.trial_id] = (
             f"{metrics['seconds']:.0f}s, {metrics['parameters']:,} parameters")
         self._last_metrics[trial.trial_id] = metrics
@@ -206,7 +211,8 @@ class Search(NamedTuple):
     data: mnist_data.Mnist  # The loaded splits.
 
 
-def search(config: MnistConfig, settings: StudySettings, out: str | None = None) -> Search:
+def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
+           jit_compile: bool | str = "auto") -> Search:
     """Runs (or resumes) the studies; writes the plots, the table and `tuning.json`.
 
     Every input is validated before the run folder is touched.
@@ -218,6 +224,7 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
         settings: Which studies, how many settings, epochs and images each.
         out: The run folder (default `runs/mnist-tune`, the same every time,
             so that rerunning the command resumes).
+        jit_compile: XLA for the trials (default: Keras' choice).
 
     Returns:
         `tuning.json`'s content, the run folder and the loaded data.
@@ -259,7 +266,7 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None)
         # One oracle server per study (chief/worker mode), as for regression's stages.
         with distributed.stage_port(index, port):
             tuner = _study_tuner(config, settings, study, min(len(study.values), budget),
-                                 tuning_dir, trained, started)
+                                 tuning_dir, trained, started, jit_compile)
             distributed.search(tuner, x, y, validation_data=(data.x_val, data.y_val))
         budget -= tuner.oracle.max_trials
         if role == "worker":
@@ -283,7 +290,8 @@ def _epochs(count: int) -> str:
     return f"{count} epoch{'s' * (count != 1)}"
 
 
-def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, started):
+def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, started,
+                 jit_compile):
     space = keras_tuner.HyperParameters()
     space.Choice(study.parameter, list(study.values))
 
@@ -291,7 +299,7 @@ def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, start
         return f"{study.name}: {setting_label(study, values[study.parameter], config)}"
 
     return StudySearch(
-        StudyHyperModel(config, study, settings.epochs_per_trial),
+        StudyHyperModel(config, study, settings.epochs_per_trial, jit_compile),
         objective=OBJECTIVE,
         max_trials=max_trials,
         hyperparameters=space,
@@ -334,7 +342,7 @@ def study_records(study: Study, oracle, config: MnistConfig, epochs: int) -> lis
                 curve=[metrics[f"{OBJECTIVE.name}_epoch_{e}"] for e in range(1, epochs + 1)],
                 parameters=int(metrics["parameters"]), seconds=metrics["seconds"],
                 key=config_key(applied), metrics=metrics,
-                where=f"{study.name} trial {trial_id}")
+                where=f"{study.name} trial {trial_number(trial_id)}")
         elif trial.message:
             record["message"] = trial.message.strip().splitlines()[-1]
         records.append(record)
@@ -405,8 +413,9 @@ def summary_table(summary: dict) -> str:
         f"{'/'.join(map(str, base['filters']))}, {base['dense_units']} dense units, dropout "
         f"{base['dropout']:g}/{base['dense_dropout']:g}, batch {base['batch_size']}, batch norm "
         f"{'on' if base['batch_norm'] else 'off'}, {base['downsampling']}). Score: the best "
-        f"validation accuracy over the epochs, BatchNorm's statistics re-estimated on "
-        f"{SETTLE_BATCHES * SETTLE_BATCH_SIZE:,} training images"
+        f"validation accuracy over the epochs, BatchNorm's statistics (in settings with "
+        f"BatchNorm) re-estimated on "
+        f"{min(SETTLE_BATCHES * SETTLE_BATCH_SIZE, summary['trial_images']):,} training images"
         f"{', half of them augmented,' if base['augmented_copy'] else ''} before each validation, "
         f"on {summary['validation_images']:,} images "
         f"(one standard error of an accuracy of {accuracy:.1%} on them: "
@@ -455,7 +464,7 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
     # Trials run one at a time on one device each; the device policy (precision,
     # XLA) applies to them and to the winner's final training alike.
     runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "mnist")
-    summary, run_dir, data = search(config, settings, out)
+    summary, run_dir, data = search(config, settings, out, runtime.policy.jit)
     if summary is None:
         print("worker done; the chief retrains and exports the best setting")
         return {"run_dir": str(run_dir)}

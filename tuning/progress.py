@@ -14,6 +14,7 @@ A subclass says how a finished trial went by overriding `trial_outcome`.
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 import time
 
@@ -49,6 +50,12 @@ def describe_values(values: dict, space: keras_tuner.HyperParameters) -> str:
     return " ".join(shown) or "fixed configuration"
 
 
+def trial_number(trial_id: str) -> int:
+    """A trial's number for people, from 1 (KerasTuner's ids and its `trial_<id>`
+    folders count from 0: "00", "01", ...)."""
+    return int(trial_id) + 1
+
+
 class TrialLines:
     """Mixin for a `keras_tuner.Tuner` subclass: one line per finished trial.
 
@@ -70,7 +77,10 @@ class TrialLines:
         self.describe = describe
         self._started = started
         self._search_started = None
-        super().__init__(*args, **kwargs)
+        # KerasTuner prints "Reloading Tuner from ..." when it resumes; the
+        # commands say so in their own words.
+        with contextlib.redirect_stdout(io.StringIO()):
+            super().__init__(*args, **kwargs)
 
     def search(self, *fit_args, verbose=0, **fit_kwargs):
         """KerasTuner's `search`, quiet by default; see the class doc."""
@@ -85,11 +95,11 @@ class TrialLines:
     def trial_line(self, trial) -> str:
         """One line on a finished trial: its values, outcome, best so far, elapsed."""
         total = self.oracle.max_trials
-        number = f"trial {trial.trial_id}" + (f"/{total}" if total else "")
+        number = f"trial {trial_number(trial.trial_id)}" + (f"/{total}" if total else "")
         values = (self.describe(trial.hyperparameters.values) if self.describe
                   else describe_values(trial.hyperparameters.values, self.oracle.get_space()))
         best = self.oracle.get_best_trials(1)
-        best = (f"best {best[0].score:.4g} (trial {best[0].trial_id})"
+        best = (f"best {best[0].score:.4g} (trial {trial_number(best[0].trial_id)})"
                 if best and best[0].score is not None else "best -")
         started = self._search_started or time.perf_counter()
         elapsed = time.perf_counter() - started

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from hw1_keras.errors import InputError
-from hw1_keras.runs import read_json, write_json
+from hw1_keras.runs import describe_changes, read_json, write_json
 
 IDENTITY_FILE = "search.json"
 
@@ -24,20 +24,24 @@ def check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> bool:
     Touches nothing, so it can run before the run folder is made.
 
     Raises:
-        InputError: `tuning_dir` holds a search with another identity (and
-            `fresh` is not set).
+        InputError: `tuning_dir` holds a search with another identity, or
+            its run folder holds files but no search (unless `fresh`).
     """
     saved = tuning_dir / IDENTITY_FILE
-    if fresh or not saved.is_file():
+    if fresh:
+        return False
+    if not saved.is_file():
+        out = tuning_dir.parent
+        if out.is_dir() and any(out.iterdir()):
+            raise InputError(f"--out {out}: is not empty and holds no search (no "
+                             f"{tuning_dir.name}/{IDENTITY_FILE}); pass another --out")
         return False
     before = read_json(saved)
     if before != identity:
-        changed = sorted(key for key in set(before) | set(identity)
-                         if before.get(key) != identity.get(key))
         raise InputError(
-            f"{tuning_dir.parent} holds a search with other settings ({', '.join(changed)} "
-            "differ); rerun with the same flags to resume it, add --fresh to start over, "
-            "or choose another --out")
+            f"--out {tuning_dir.parent}: holds a search with other settings "
+            f"({describe_changes(before, identity)}); rerun with the same flags to resume "
+            "it, add --fresh to start over, or pass another --out")
     return True
 
 

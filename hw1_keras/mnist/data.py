@@ -49,6 +49,11 @@ def load_arrays(path: str | None):
 def _read_npz(path: Path):
     if not path.is_file():
         raise InputError(f"--data {path}: no such file; pass a .npz in keras.datasets.mnist layout")
+    with open(path, "rb") as handle:
+        start = handle.read(6)
+    if not start.startswith((b"PK", b"\x93NUMPY")):  # A zip archive (.npz) or a .npy.
+        raise InputError(f"--data {path}: not an .npz file (not a zip archive of "
+                         "arrays); pass a .npz in keras.datasets.mnist layout")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):  # A lone .npy array.
@@ -66,6 +71,9 @@ def _read_npz(path: Path):
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         if isinstance(error, InputError):
             raise
+        if "allow_pickle" in str(error):  # Never loaded: unpickling runs arbitrary code.
+            raise InputError(f"--data {path}: holds object (pickled) arrays, which are not "
+                             "loaded for safety; save plain uint8/integer arrays") from None
         raise InputError(f"--data {path}: not a readable .npz file ({error})") from None
     for split in ("train", "test"):
         _check_split(path, split, arrays[f"x_{split}"], arrays[f"y_{split}"])

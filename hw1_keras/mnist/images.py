@@ -33,6 +33,8 @@ def read_image(path: str | Path) -> np.ndarray:
             can read.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: a folder, not an image; name the image files")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:

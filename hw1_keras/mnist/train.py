@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
+import os
 import shutil
 import sys
 import tempfile
@@ -24,7 +24,7 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.errors import InputError
-from hw1_keras.runs import make_run_dir, read_json, write_json
+from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ValidateAveragedWeights,
                                 WorkerBackupAndRestore, seed_everything)
 
@@ -72,18 +72,47 @@ def settle_batches(config: MnistConfig, images: np.ndarray, count: int = SETTLE_
     return pipeline.fixed_batches(images[:count], batch_size, augment)
 
 
-def read_log(path: Path) -> dict[str, list[float]]:
+def read_log(path: Path, repair: bool = False) -> dict[str, list[float]]:
     """The CSV log as columns, one row per epoch.
 
     An epoch interrupted after its row was written but before its backup is
-    trained again on resume and logged twice; the later row wins.
+    trained again on resume and logged twice; the later row wins. A row cut
+    short by a kill or a power cut (no line end, missing or unreadable
+    fields) is left out: its epoch is trained again too.
+
+    Args:
+        path: The log (`training_log.csv`).
+        repair: Rewrite the file without such a row, so that the row the CSV
+            logger appends next starts on a line of its own (on resume).
     """
     if not path.is_file():
         return {}
-    with open(path, newline="") as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    with open(path, newline="") as handle:  # Keeps the logger's \r\n line ends.
+        lines = handle.readlines()
+    header = next(csv.reader(lines[:1]), [])
+    kept = [line for line in lines if _whole_row(line, len(header))]
+    if repair and kept != lines:
+        partial = path.with_name(path.name + ".partial")
+        with open(partial, "w", newline="") as handle:
+            handle.write("".join(kept))
+        os.replace(partial, path)
+    rows = {int(row["epoch"]): row for row in csv.DictReader(kept)}
     ordered = [rows[epoch] for epoch in sorted(rows)]
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
+
+
+def _whole_row(line: str, width: int) -> bool:
+    """Whether a log line was written to its end (the header counts as whole)."""
+    fields = next(csv.reader([line]), [])
+    if not line.endswith("\n") or len(fields) != width:
+        return False
+    if fields[0] == "epoch":
+        return True
+    try:
+        [float(field) for field in fields]
+    except ValueError:  # Also an empty field.
+        return False
+    return True
 
 
 def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray] | None,
@@ -117,29 +146,6 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray
         else WorkerBackupAndRestore(str(chief_dir / BACKUP), str(run_dir / BACKUP)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
     ]
-
-
-def check_same_config(run_dir: Path, config: MnistConfig) -> None:
-    """Refuses to resume the interrupted run in `run_dir` with other settings.
-
-    Resuming with another seed would change the train/validation split half-way,
-    another number of epochs the learning-rate schedule, another architecture
-    the weights' shapes.
-
-    Raises:
-        InputError: `config` differs from the run's `config.json`.
-    """
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return
-    before, now = read_json(path), json.loads(json.dumps(to_dict(config)))
-    changed = [f"{key} {before.get(key)} -> {now.get(key)}" for key in sorted(now)
-               if before.get(key) != now.get(key)]
-    if changed:
-        raise InputError(
-            f"--out {run_dir}: holds an interrupted run with other settings "
-            f"({'; '.join(changed)}); rerun it with its own flags to resume it, "
-            "or pass another --out")
 
 
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -193,6 +199,7 @@ def run(config: MnistConfig, out: str | None = None,
             shutil.rmtree(scratch, ignore_errors=True)
         return {}
     run_dir = make_run_dir(out, "mnist")
+    check_run_dir(run_dir, to_dict(config), interrupted=(run_dir / BACKUP).exists())
     return train_and_export(config, run_dir, data, started=started, runtime=runtime)
 
 
@@ -219,9 +226,9 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     Returns:
         The metrics written to `metrics.json`, with `run_dir` added.
     """
-    resumed_log = read_log(run_dir / LOG) if (run_dir / BACKUP).exists() else {}
-    if resumed_log:
-        check_same_config(run_dir, config)
+    resumed_log = read_log(run_dir / LOG, repair=True) if (run_dir / BACKUP).exists() else {}
+    if resumed_log:  # The best setting of a search, resumed in the search's folder.
+        check_run_dir(run_dir, to_dict(config), interrupted=True)
     if not resumed_log and (run_dir / LOG).exists():
         (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
     print(f"mnist: {len(data.x_train)} train / {len(data.x_val)} validation / "

@@ -16,7 +16,7 @@ from hw1_keras.export import export_saved_model
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, epochs_per_call, hyperparameters
-from hw1_keras.runs import make_run_dir, write_json
+from hw1_keras.runs import check_run_dir, make_run_dir, write_json
 from hw1_keras.training import ProgressLine, seed_everything
 
 # A spacing between neighbouring training points counts as a dark interval in
@@ -175,10 +175,18 @@ def run(config: RegressionConfig, out: str | None = None,
         # Every worker takes part in training; only the chief writes results.
         train_model(config, train, test, runtime=runtime)
         return {}
+    new_folder = out is None or not Path(out).exists()
     run_dir = make_run_dir(out, "regression")
+    check_run_dir(run_dir, to_dict(config))
     print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
-    return train_and_export(config, run_dir, (train, test, gaps, embedded), started=started,
-                            runtime=runtime)
+    try:
+        return train_and_export(config, run_dir, (train, test, gaps, embedded),
+                                started=started, runtime=runtime)
+    except InputError:
+        if new_folder:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # Only while still empty: a failed run leaves no folder.
+        raise
 
 
 def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
@@ -206,7 +214,8 @@ def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
     if not np.isfinite(history.history["loss"][-1]):
         raise InputError(
             f"training diverged (loss {history.history['loss'][-1]}) with --lr "
-            f"{config.learning_rate}; try a smaller learning rate, e.g. the default 4e-4"
+            f"{config.learning_rate:g}; try a smaller one, e.g. --lr "
+            f"{config.learning_rate / 10:g}, and check that the data's values are not huge"
         )
     # Written only now, so a failed run leaves an earlier run in `out` as it was.
     regression_data.write_csv(train, run_dir / "train_data.csv")
