@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.images import load_digit, to_mnist
@@ -105,3 +107,16 @@ def test_bad_images_get_one_line_errors(tmp_path):
         with pytest.raises(InputError, match=message) as error:
             load_digit(path)
         assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_image_just_over_pils_warning_limit_is_read_quietly(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    canvas = Image.new("L", (40, 40), 255)
+    ImageDraw.Draw(canvas).line([(20, 5), (20, 35)], fill=0, width=4)
+    canvas.save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1,600 pixels: warned, not refused.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        digit = load_digit(path)
+    assert digit.shape == (28, 28) and digit.max() > 0
+    assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]

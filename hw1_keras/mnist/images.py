@@ -8,6 +8,7 @@ steps before the network can read it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,22 +41,31 @@ def read_image(path: str | Path) -> np.ndarray:
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty")
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            if image.mode.startswith("I") or image.mode == "F":
-                return _wide_grey(np.asarray(image, dtype=np.float32))
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                # Transparent pixels count as paper, not ink.
-                white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-                image = Image.alpha_composite(white, image.convert("RGBA"))
-            return np.asarray(image.convert("L"), dtype=np.float32)
+        with warnings.catch_warnings():
+            # Between PIL's pixel limit and twice it, PIL warns but decodes;
+            # the digit is read all the same, so the warning is noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _grey(path)
     except Image.DecompressionBombError:
         raise InputError(f"{path}: the image is too large to be read safely; "
                          "pass a smaller picture of the digit") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable image ({type(error).__name__}); "
                          "pass a PNG or JPEG") from None
+
+
+def _grey(path: Path) -> np.ndarray:
+    """The image's greys (0 black, 255 white), upright, transparency as paper."""
+    with Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if image.mode.startswith("I") or image.mode == "F":
+            return _wide_grey(np.asarray(image, dtype=np.float32))
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            # Transparent pixels count as paper, not ink.
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, image.convert("RGBA"))
+        return np.asarray(image.convert("L"), dtype=np.float32)
 
 
 def _wide_grey(grey: np.ndarray) -> np.ndarray:
