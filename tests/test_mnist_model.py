@@ -83,3 +83,24 @@ def test_activation_maps_show_the_conv_blocks_not_the_dense_relu(tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (28, 28)).astype(np.uint8)
     path = plots.activations(model, image, tmp_path / "activations.png")
     assert path.stat().st_size > 10_000
+
+
+def test_a_seeded_training_with_augmentation_repeats_exactly():
+    from hw1_keras.mnist.model import MnistHyperModel
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (512, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 512)
+    config = MnistConfig(epochs=1, dense_units=32, filters=(8, 16), batch_size=16)
+
+    def train():
+        keras.utils.set_random_seed(config.seed)
+        hp = hyperparameters(config)
+        trainer = MnistHyperModel.from_config(config)  # Augmented copy: on by default.
+        model = trainer.build(hp)
+        history = trainer.fit(hp, model, images, labels, verbose=0)
+        return history.history["loss"], model.get_weights()
+
+    (loss, weights), (loss_again, weights_again) = train(), train()
+    assert loss == loss_again
+    assert all(np.array_equal(a, b) for a, b in zip(weights, weights_again))

@@ -41,6 +41,20 @@ def test_copies_change_from_epoch_to_epoch():
     assert not np.array_equal(np.sort(first.ravel()), np.sort(second.ravel()))
 
 
+def test_the_same_seeds_give_the_same_augmented_epochs():
+    # Many small batches, so that a parallel map would have several augmenting at once.
+    images, labels = _digits(512)
+
+    def two_epochs():
+        augment = pipeline.augmentation(10, 0.1, 0.15, seed=1, zoom=0.1)
+        dataset = pipeline.training_dataset(images, labels, batch_size=8, seed=0,
+                                            augment=augment)
+        return [_collect(dataset)[0] for _ in range(2)]
+
+    first, again = two_epochs(), two_epochs()
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+
+
 @pytest.mark.parametrize("strengths, layer_index", [
     ((30, 0, 0), 0),     # rotation
     ((0, 0.3, 0), 1),    # translation

@@ -93,7 +93,12 @@ def training_dataset(
         .map(gather, num_parallel_calls=AUTOTUNE)
     )
     if augment is not None:
-        dataset = dataset.map(augment_copies, num_parallel_calls=AUTOTUNE)
+        # One batch at a time: each call draws from the layers' seed generators
+        # (variables), so parallel calls would take the draws in whatever order
+        # threads run, and a seeded run would not repeat. The transforms
+        # themselves still use every core (intra-op), and prefetch overlaps
+        # them with training.
+        dataset = dataset.map(augment_copies)
     else:
         dataset = dataset.map(lambda image, label, _: (image, label))
     return dataset.prefetch(AUTOTUNE)
