@@ -22,11 +22,12 @@ import numpy as np
 
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
-from hw1_keras.mnist.config import MnistConfig
+from hw1_keras.config import config_from_args, to_dict
+from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.mnist.model import build_model, hyperparameters
 from hw1_keras.mnist.train import LOG, read_log
 from hw1_keras.errors import InputError
-from hw1_keras.runs import make_run_dir, read_json
+from hw1_keras.runs import check_run_dir, make_run_dir, read_json
 from hw1_keras.training import seed_everything
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -116,8 +117,17 @@ def _run_cli(args: list[str], **popen) -> subprocess.Popen:
 
 
 def _timed_run(args: list[str]) -> tuple[dict, float]:
-    """A whole `run.py mnist` in a fresh process; its metrics and wall seconds."""
+    """A whole `run.py mnist` in a fresh process; its metrics and wall seconds.
+
+    A run an earlier (interrupted) benchmark finished in the same folder is
+    reused, only if it was made with the same settings.
+
+    Raises:
+        InputError: The folder holds a run with other settings (e.g. an earlier
+            benchmark's with another `--resume-epochs` or `--data`).
+    """
     out = args[args.index("--out") + 1]
+    check_run_dir(Path(out), to_dict(_resolved_config(args)))
     metrics_file = Path(out) / "metrics.json"
     if metrics_file.is_file():  # Finished by an earlier (interrupted) benchmark.
         metrics = read_json(metrics_file)
@@ -126,6 +136,14 @@ def _timed_run(args: list[str]) -> tuple[dict, float]:
     if _run_cli(args).wait() != 0:
         raise RuntimeError(f"run.py mnist {' '.join(args)} failed")
     return read_json(metrics_file), time.perf_counter() - start
+
+
+def _resolved_config(args: list[str]) -> MnistConfig:
+    """The configuration `run.py mnist ARGS` resolves to."""
+    from hw1_keras.cli import build_parser
+
+    parsed = build_parser().parse_args(["mnist", *args])
+    return config_from_args(MnistConfig, parsed, quick_preset() if parsed.quick else None)
 
 
 def quick(config: MnistConfig, out: Path) -> dict:
