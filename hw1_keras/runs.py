@@ -129,9 +129,16 @@ def _short(value: Any) -> str:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Writes JSON atomically: a crash mid-write never leaves a truncated file."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Writes `text` as it is (line ends untranslated), atomically: beside
+    `path` first, then renamed over it."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with open(partial, "w", newline="") as handle:
+        handle.write(text)
     os.replace(partial, path)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import os
 import shutil
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.errors import InputError
-from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json
+from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json, write_text
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ValidateAveragedWeights,
                                 WorkerBackupAndRestore, seed_everything)
 
@@ -92,10 +91,7 @@ def read_log(path: Path, repair: bool = False) -> dict[str, list[float]]:
     header = next(csv.reader(lines[:1]), [])
     kept = [line for line in lines if _whole_row(line, len(header))]
     if repair and kept != lines:
-        partial = path.with_name(path.name + ".partial")
-        with open(partial, "w", newline="") as handle:
-            handle.write("".join(kept))
-        os.replace(partial, path)
+        write_text(path, "".join(kept))
     rows = {int(row["epoch"]): row for row in csv.DictReader(kept)}
     ordered = [rows[epoch] for epoch in sorted(rows)]
     return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
