@@ -21,15 +21,16 @@ IDENTITY_FILE = "search.json"
 def check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> bool:
     """Whether `tuning_dir` holds a search to resume; refuses one made otherwise.
 
-    Touches nothing, so it can run before the run folder is made.
+    Touches nothing, so it can run before the run folder is made. `fresh`
+    allows starting over a search made with other settings, never writing
+    into a folder that holds no search, or another task's search.
 
     Raises:
-        InputError: `tuning_dir` holds a search with another identity, or
-            its run folder holds files but no search (unless `fresh`).
+        InputError: `tuning_dir` holds a search with another identity
+            (unless `fresh`) or of another task, or its run folder holds
+            files but no search.
     """
     saved = tuning_dir / IDENTITY_FILE
-    if fresh:
-        return False
     if not saved.is_file():
         out = tuning_dir.parent
         if out.is_dir() and any(out.iterdir()):
@@ -37,6 +38,11 @@ def check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> bool:
                              f"{tuning_dir.name}/{IDENTITY_FILE}); pass another --out")
         return False
     before = read_json(saved)
+    if set(before) != set(identity):
+        raise InputError(f"--out {tuning_dir.parent}: holds a search of another task; "
+                         "pass another --out")
+    if fresh:
+        return False
     if before != identity:
         raise InputError(
             f"--out {tuning_dir.parent}: holds a search with other settings "

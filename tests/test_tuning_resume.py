@@ -1,0 +1,58 @@
+"""A search's folder: resumed, started over with --fresh, never mixed with something else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hw1_keras.errors import InputError
+from tuning.resume import IDENTITY_FILE, check_resumable, open_search_dir
+
+REGRESSION = {"search": {"trials": 2}, "config": {"seed": 0}}
+MNIST = {"config": {"seed": 0}, "epochs_per_trial": 2, "trial_images": None, "studies": {}}
+
+
+def saved_search(out, identity):
+    tuning_dir = open_search_dir(out / "tuning", identity, fresh=False)
+    (out / "metrics.json").write_text("{}")  # The winner's results beside it.
+    return tuning_dir
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_an_empty_or_missing_folder_starts_a_search(tmp_path, fresh):
+    assert not check_resumable(tmp_path / "new" / "tuning", REGRESSION, fresh)
+    (tmp_path / "empty").mkdir()
+    assert not check_resumable(tmp_path / "empty" / "tuning", REGRESSION, fresh)
+
+
+def test_the_same_search_resumes_and_fresh_starts_it_over(tmp_path):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    assert check_resumable(tuning_dir, REGRESSION, fresh=False)
+    assert not check_resumable(tuning_dir, REGRESSION, fresh=True)
+
+
+def test_other_settings_are_refused_unless_fresh(tmp_path):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    other = {"search": {"trials": 3}, "config": {"seed": 0}}
+    with pytest.raises(InputError, match=r"other settings \(search.trials 2 -> 3\).*--fresh"):
+        check_resumable(tuning_dir, other, fresh=False)
+    assert not check_resumable(tuning_dir, other, fresh=True)
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_a_folder_holding_no_search_is_refused_even_with_fresh(tmp_path, fresh):
+    # A plain run's folder, or a user's own: --fresh deletes a search, not them.
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="is not empty and holds no search"):
+        check_resumable(tmp_path / "tuning", REGRESSION, fresh)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "notes.txt"]
+
+
+@pytest.mark.parametrize("fresh", [False, True])
+def test_another_tasks_search_is_refused_even_with_fresh(tmp_path, fresh):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    with pytest.raises(InputError, match="holds a search of another task"):
+        check_resumable(tuning_dir, MNIST, fresh)
+    assert json.loads((tuning_dir / IDENTITY_FILE).read_text()) == REGRESSION
