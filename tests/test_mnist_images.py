@@ -54,6 +54,38 @@ def test_transparent_png_counts_transparency_as_paper(tmp_path):
     assert digit[14, 14] > 200 and digit[0, 0] == 0
 
 
+def test_a_white_digit_on_transparent_is_read_on_dark_paper(tmp_path):
+    image = np.zeros((60, 60, 4), np.uint8)
+    image[10:50, 27:33] = [255, 255, 255, 255]  # An opaque white "1" on transparent.
+    path = tmp_path / "white_one.png"
+    Image.fromarray(image, "RGBA").save(path)
+    digit = load_digit(path)
+    assert digit[14, 14] > 200 and digit[0, 0] == 0
+
+
+@pytest.mark.parametrize("paper, ink", [(126, 10), (60, 0), (150, 255), (200, 255)])
+def test_ink_is_what_departs_from_the_paper_whatever_its_grey(mnist_digits, paper, ink):
+    # A dim photo's paper can be darker than mid-grey; chalk on a board is
+    # lighter ink on lighter paper. Each must read as the same MNIST digit.
+    images, _ = mnist_digits
+    digit = images[0].astype(np.float32) / 255.0
+    drawn = paper + (ink - paper) * digit
+    normalized = to_mnist(np.pad(drawn, 6, constant_values=paper))
+    assert np.abs(normalized.astype(int) - images[0].astype(int)).mean() < 4
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_infinite_greys_get_one_line(tmp_path, bad):
+    grey = np.full((40, 40), 0.9, np.float32)
+    grey[5:35, 18:22] = 0.1
+    grey[0, 0] = bad
+    path = tmp_path / "float.tif"
+    Image.fromarray(grey, "F").save(path)
+    with pytest.raises(InputError, match="NaN or infinite") as error:
+        load_digit(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
 def _ink_box(digit):
     rows, columns = np.nonzero(digit > 0.2 * digit.max())
     return np.ptp(rows) + 1, np.ptp(columns) + 1

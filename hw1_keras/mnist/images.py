@@ -23,15 +23,15 @@ MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank ima
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Reads an image file as float grey levels 0-255 (transparent parts white).
+    """Reads an image file as float grey levels 0-255 (transparent parts as paper).
 
     Turned upright as its EXIF orientation says (phone photos are often stored
     sideways), and 16-bit or floating-point greys are scaled to 0-255 instead
     of clipped.
 
     Raises:
-        InputError: the file is missing, empty, too large, or not an image PIL
-            can read.
+        InputError: the file is missing, empty, too large, not an image PIL
+            can read, or holds NaN or infinite greys.
     """
     path = Path(path)
     if path.is_dir():
@@ -45,27 +45,47 @@ def read_image(path: str | Path) -> np.ndarray:
             # Between PIL's pixel limit and twice it, PIL warns but decodes;
             # the digit is read all the same, so the warning is noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            return _grey(path)
+            grey, wide = _grey(path)
     except Image.DecompressionBombError:
         raise InputError(f"{path}: the image is too large to be read safely; "
                          "pass a smaller picture of the digit") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable image ({type(error).__name__}); "
                          "pass a PNG or JPEG") from None
+    if not np.isfinite(grey).all():  # Float TIFFs can hold NaN or inf greys.
+        raise InputError(f"{path}: the image has NaN or infinite grey values; "
+                         "save it with finite greys, e.g. as an 8-bit PNG")
+    return _wide_grey(grey) if wide else grey
 
 
-def _grey(path: Path) -> np.ndarray:
-    """The image's greys (0 black, 255 white), upright, transparency as paper."""
+def _grey(path: Path) -> tuple[np.ndarray, bool]:
+    """The image's greys, upright, transparency as paper; whether they are wide.
+
+    8-bit images come as 0 (black) to 255 (white); 16/32-bit integer and float
+    ones ("wide") as stored, for `_wide_grey` to scale once they are checked.
+    """
     with Image.open(path) as image:
         image.load()
         image = ImageOps.exif_transpose(image)
         if image.mode.startswith("I") or image.mode == "F":
-            return _wide_grey(np.asarray(image, dtype=np.float32))
+            return np.asarray(image, dtype=np.float32), True
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            # Transparent pixels count as paper, not ink.
-            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(white, image.convert("RGBA"))
-        return np.asarray(image.convert("L"), dtype=np.float32)
+            return _flatten_transparency(image.convert("RGBA")), False
+        return np.asarray(image.convert("L"), dtype=np.float32), False
+
+
+def _flatten_transparency(image: Image.Image) -> np.ndarray:
+    """Greys of an image with transparency, laid on paper that contrasts with its ink.
+
+    Transparent pixels are paper, never ink: white paper under dark opaque
+    strokes, black under light ones (a white digit drawn on a transparent
+    layer is as common as a black one).
+    """
+    alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
+    grey = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+    opaque = alpha > 0.5
+    paper = 0.0 if opaque.any() and grey[opaque].mean() > 127 else 255.0
+    return grey * alpha + paper * (1.0 - alpha)
 
 
 def _wide_grey(grey: np.ndarray) -> np.ndarray:
@@ -93,8 +113,10 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     """
     border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
     background = float(np.median(border))
-    if background > 127:  # Dark ink on light paper: make it MNIST's white on black.
-        grey, background = 255.0 - grey, 255.0 - background
+    # Ink is what departs furthest from the paper: darker (a pen on paper, ink
+    # 10 on grey 126 as much as on white) or lighter (chalk, MNIST itself).
+    if background - grey.min() > grey.max() - background:
+        grey, background = 255.0 - grey, 255.0 - background  # MNIST's white on black.
     grey = np.clip(grey - background, 0, None)
     contrast = grey.max()
     if contrast < MIN_CONTRAST:
