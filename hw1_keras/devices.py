@@ -107,6 +107,13 @@ def read_tf_config(environ=os.environ) -> dict | None:
             'TF_CONFIG is not valid: expected JSON like {"cluster": {"worker": '
             '["host1:port", "host2:port"]}, "task": {"type": "worker", "index": 0}}'
         ) from None
+    members, index = config["cluster"].get(task["type"]), task.get("index", 0)
+    count = len(members) if isinstance(members, list) else 0
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+        raise InputError(
+            f"TF_CONFIG is not valid: task {task['type']} index {index!r} is not one of "
+            f"the cluster's {count} {task['type']} address(es); set task.index to "
+            + (f"0..{count - 1}" if count else f"0 and list this machine under {task['type']}"))
     return config
 
 

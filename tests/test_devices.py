@@ -9,6 +9,7 @@ processes (TensorFlow fixes its devices when it starts), so they go through
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,6 +79,19 @@ def test_a_malformed_tf_config_is_one_clear_error(text):
     with pytest.raises(InputError, match="TF_CONFIG is not valid"):
         read_tf_config({"TF_CONFIG": text})
     assert read_tf_config({}) is None
+
+
+@pytest.mark.parametrize("task, expected", [
+    ('{"type": "worker", "index": 3}', "index 3 is not one of the cluster's 2 worker"),
+    ('{"type": "worker", "index": -1}', "index -1"),
+    ('{"type": "worker", "index": "0"}', "index '0'"),
+    ('{"type": "chief", "index": 0}', "the cluster's 0 chief address(es)")])
+def test_a_task_outside_its_cluster_is_one_clear_error(task, expected):
+    text = '{"cluster": {"worker": ["a:1", "b:2"]}, "task": %s}' % task
+    with pytest.raises(InputError, match=re.escape(expected)) as error:
+        read_tf_config({"TF_CONFIG": text})
+    assert "\n" not in str(error.value)
+    assert read_tf_config({"TF_CONFIG": text.replace(task, '{"type": "worker", "index": 1}')})
 
 
 def test_the_global_batch_must_split_evenly_over_replicas():
