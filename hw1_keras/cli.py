@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
 
 from hw1_keras.config import add_config_arguments, config_from_args
@@ -27,6 +28,9 @@ from tuning.mnist_settings import (
 from tuning.settings import CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
+# A negative number as Python's float() writes it: -3, -0.5, -1e-3, -5., -inf.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf(inity)?)$",
+                             re.IGNORECASE)
 EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
 # Which benchmarks read each `bench` flag, and the flag's value when not given.
@@ -108,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="*", metavar="INPUT",
                          help="x values for a regression model (e.g. 0.5 1.2 -3), or "
                               "digit images (PNG/JPEG, any size or colour) for an MNIST model")
+    # argparse takes only -3 and -0.5 for negative numbers, and -1e-3, -5. or
+    # -inf for unknown flags; every float Python reads is an x value here.
+    predict._negative_number_matcher = NEGATIVE_NUMBER
 
     bench = commands.add_parser(
         "bench", help="measure speed, accuracy and reproducibility (see BENCHMARKS.md)",

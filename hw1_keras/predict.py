@@ -16,6 +16,8 @@ from hw1_keras.regression.data import csv_rows, parse_finite
 def read_inputs(path: str | Path) -> list[float]:
     """Reads x values from a CSV: its `input` column, or else its first column.
 
+    A first row whose first cell is not a number is that column's header.
+
     Raises:
         InputError: missing or empty file, or a cell that is not a finite number.
     """
@@ -26,7 +28,10 @@ def read_inputs(path: str | Path) -> list[float]:
     if not rows:
         raise InputError(f"--input {path}: the file is empty; expected one x value per row")
     header = [cell.strip().lower() for cell in rows[0][1]]
-    column, start = (header.index("input"), 1) if "input" in header else (0, 0)
+    if "input" in header:
+        column, start = header.index("input"), 1
+    else:  # The first column, under a header of another name or none.
+        column, start = 0, 0 if _is_number(header[0] if header else "") else 1
     values = []
     for number, row in rows[start:]:
         cell = row[column] if column < len(row) else ""
@@ -37,6 +42,15 @@ def read_inputs(path: str | Path) -> list[float]:
     if not values:
         raise InputError(f"--input {path}: no data rows after the header")
     return values
+
+
+def _is_number(text: str) -> bool:
+    """Whether `text` reads as a number at all (inf and nan too: data, if bad data)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def predict_command(model_dir: str, inputs: Sequence[str], input_csv: str | None) -> int:

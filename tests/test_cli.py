@@ -254,6 +254,9 @@ def test_read_inputs(tmp_path):
     excel = tmp_path / "excel.csv"  # "CSV UTF-8" from Excel: a byte-order mark first.
     excel.write_bytes("input\r\n4\r\n".encode("utf-8-sig"))
     assert read_inputs(excel) == [4.0]
+    named = tmp_path / "named.csv"  # Another header: its first column, as --help says.
+    named.write_text("x,note\n1,a\n2,b\n")
+    assert read_inputs(named) == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("content, fragment", [
@@ -262,6 +265,7 @@ def test_read_inputs(tmp_path):
     ("input\n1\nabc\n", "row 3"),
     ("input\n1\ninf\n", "row 3"),
     ("input\n1\n-1e40\n", "beyond float32's range"),
+    ("inf\n1\n", "row 1"),  # Not a header: a bad value.
     ("input,label\n1,2\n,3\n", "row 3"),
 ])
 def test_read_inputs_errors(tmp_path, content, fragment):
@@ -284,3 +288,14 @@ def test_predict_no_inputs_is_checked_first(tmp_path):
 
     with pytest.raises(InputError, match="no inputs"):
         predict_command(str(tmp_path / "whatever"), [], None)
+
+
+def test_predict_reads_every_negative_number_python_does_as_an_x_value():
+    from hw1_keras.cli import build_parser
+
+    values = ["-3", "-0.5", "-.5", "-1e-3", "-2E+2", "-5.", "-inf", "0.5"]
+    args = build_parser().parse_args(["predict", "--model", "m", *values])
+    assert args.inputs == values and args.model == "m"
+    # A mistyped flag is still one.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["predict", "--model", "m", "-x"])
