@@ -47,7 +47,7 @@ class DeviceConfig:
     )
     jit: str = option(
         "auto", "XLA: auto = where measured faster (the CNN on GPU; the regression's "
-        "multi-step loop everywhere); on; off"
+        "multi-step loop on one device, not mirrored); on; off"
     )
     distribute: str = option(
         "auto", "auto: mirrored when more than one GPU is visible, else none; mirrored: "

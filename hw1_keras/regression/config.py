@@ -38,8 +38,8 @@ class RegressionConfig:
     )
     log_every: int = option(
         500,
-        "epochs between progress lines and learning-curve points; also the epochs "
-        "run per compiled call, so larger is faster",
+        "epochs between learning-curve points; also the epochs run per compiled "
+        "call, so larger is faster (progress lines come every few seconds)",
     )
     data_seed: int = option(
         2020, "seeds the embedded data set; fixed so every run sees the same points"
