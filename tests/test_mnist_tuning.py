@@ -274,6 +274,13 @@ def test_more_trial_images_than_the_training_split(tiny_npz, tmp_path, capsys):
     error = capsys.readouterr().err
     assert "--trial-images got 501; the training split has only 500 images" in error
     assert not (tmp_path / "run").exists()  # Validated before the run folder is made.
+    # Set by --quick, not typed: the message says where the number came from.
+    argv = ["mnist", "--tune", "--quick", "--data", tiny_npz, "--validation-size", "100",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "--trial-images got 16000 (the --quick preset's)" in error
+    assert "pass --trial-images 600 or fewer" in error  # 700 images, 100 held out.
 
 
 @pytest.mark.parametrize("argv, fragments", [

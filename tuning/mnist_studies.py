@@ -45,7 +45,8 @@ from hw1_keras.mnist.train import settle_batches, train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
 from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
-from tuning.mnist_settings import Study, StudySettings, apply_setting, setting_label
+from tuning.mnist_settings import (QUICK_TRIAL_IMAGES, Study, StudySettings, apply_setting,
+                                   setting_label)
 from tuning.grid import ResumableGrid
 from tuning.progress import TrialLines, trial_number
 
@@ -235,8 +236,11 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     data = mnist_data.load(config.data, config.validation_size, config.seed)
     images = settings.trial_images or len(data.x_train)
     if images > len(data.x_train):
-        raise InputError(f"--trial-images got {images}; the training split has only "
-                         f"{len(data.x_train)} images")
+        raise InputError(f"--trial-images got {images}"
+                         + (" (the --quick preset's)" if settings.quick
+                            and settings.trial_images == QUICK_TRIAL_IMAGES else "")
+                         + f"; the training split has only {len(data.x_train)} images; "
+                         f"pass --trial-images {len(data.x_train)} or fewer")
     out = Path(out) if out else distributed.default_out("mnist-tune", role, RUNS_ROOT)
     identity = settings.identity(config)
     resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
