@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.images import load_digit, to_mnist
+from hw1_keras.mnist.images import load_digit, stroke_width, to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,23 @@ def test_nan_or_infinite_greys_get_one_line(tmp_path, bad):
     with pytest.raises(InputError, match="NaN or infinite") as error:
         load_digit(path)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def _pen_seven(width):
+    page = Image.new("L", (400, 400), 250)
+    ImageDraw.Draw(page).line([(110, 60), (290, 60), (170, 340)], fill=20, width=width,
+                              joint="curve")
+    return np.asarray(page, np.float32)
+
+
+@pytest.mark.parametrize("pen", [3, 8])
+def test_a_thin_pen_line_is_widened_to_mnists_stroke(pen):
+    # A ballpoint 7 in a photo: at 20 px tall its line would be a faint wisp
+    # (0.2-0.6 px), which the network reads as a 1.
+    thin, thick = to_mnist(_pen_seven(pen)), to_mnist(_pen_seven(35))
+    assert 2.3 <= stroke_width(thin.astype(np.float32)) <= 4.7  # MNIST's 5th-95th percentiles.
+    assert thin.max() == 255
+    assert np.corrcoef(thin.ravel(), thick.ravel())[0, 1] > 0.8
 
 
 def _ink_box(digit):
