@@ -16,24 +16,24 @@ Two figures, both on this machine's CPU (no GPU is needed, or used):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from hw1_keras import cluster
+from hw1_keras.bench_common import row
 from hw1_keras.errors import InputError
 
 THROUGHPUT_STEPS = 60  # Batches timed per setting, after a warm-up.
 LOOPBACK = ["regression", "--epochs", "1000", "--log-every", "250"]
 
 
-def _row(label: str, value: str) -> None:
-    print(f"  {label:<52} {value}", flush=True)
+_row = functools.partial(row, width=52)  # Its labels are longer.
 
 
 def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
@@ -42,6 +42,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     import tensorflow as tf
 
     from hw1_keras import devices
+    from hw1_keras.bench_mnist import images_per_second, training_dataset
     from hw1_keras.mnist import data as mnist_data
     from hw1_keras.mnist import pipeline
     from hw1_keras.mnist.config import MnistConfig
@@ -52,8 +53,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     split = mnist_data.load(config.data, config.validation_size, config.seed)
     augment = pipeline.augmentation(config.rotation, config.translation, config.shear,
                                     config.seed, config.zoom, config.elastic)
-    dataset = pipeline.training_dataset(split.x_train, split.y_train, batch_size=batch_size,
-                                        seed=config.seed, augment=augment)
+    dataset, images = training_dataset(config, split, augment)
     strategies = {
         "one device": tf.distribute.get_strategy(),
         "mirrored, 2 logical CPUs": tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
@@ -67,10 +67,9 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
           f"{THROUGHPUT_STEPS} steps each)")
     rates: dict[str, list[float]] = {}
     for name in [*strategies, *strategies]:
-        start = time.perf_counter()
-        models[name].fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
-        rates.setdefault(name, []).append(
-            THROUGHPUT_STEPS * batch_size / (time.perf_counter() - start))
+        rates.setdefault(name, []).append(images_per_second(
+            models[name], dataset, steps=THROUGHPUT_STEPS, batch_size=batch_size,
+            images_per_pass=images))
     single, mirrored = (max(rates[name]) for name in strategies)
     _row("images/s, one device", f"{single:.0f}")
     _row("images/s, mirrored over 2 logical CPUs", f"{mirrored:.0f}")
@@ -117,8 +116,11 @@ def multiworker_loopback(out: Path) -> dict:
 
 def main(args) -> dict:
     """Runs both parts; the mirrored part needs `--data`."""
+    from hw1_keras.bench_mnist import check_data
+
     if not args.data:
         raise InputError("bench distribute needs --data PATH.npz (the CNN part reads MNIST)")
+    check_data(args.data, "distribute")  # Not after the minute the loopback part takes.
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-distribute-") as scratch:
         results.update(multiworker_loopback(Path(scratch)))

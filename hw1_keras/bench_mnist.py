@@ -10,6 +10,7 @@ where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hw1_keras.bench_common import REPO_ROOT, row, run_py
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.config import config_from_args, to_dict
@@ -30,15 +32,11 @@ from hw1_keras.errors import InputError
 from hw1_keras.runs import check_run_dir, make_run_dir, read_json
 from hw1_keras.training import seed_everything
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 THROUGHPUT_STEPS = 120  # Batches timed per pipeline, after a warm-up.
 # Timings per pipeline, alternating; the best of each counts. The machine's
 # speed drifts by tens of percent within a minute, and one pair is not enough.
 THROUGHPUT_ROUNDS = 4
-
-
-def _row(label: str, value: str) -> None:
-    print(f"  {label:<46} {value}", flush=True)
+COPIES = 2  # Each image's appearances per pass of the timed pipeline, as a default run's.
 
 
 def _augmentation(config: MnistConfig):
@@ -46,11 +44,58 @@ def _augmentation(config: MnistConfig):
                                  config.seed, config.zoom, config.elastic)
 
 
-def _images_per_second(model: keras.Model, dataset, batch_size: int) -> float:
-    """Trains `model` on `THROUGHPUT_STEPS` batches of `dataset`; its images/s."""
+def check_data(path: str, task: str) -> None:
+    """Fails early, in one line, on a file benchmark `task` cannot use.
+
+    Every part holds out the default validation set, as `run.py mnist` does;
+    the split's own error would name `--validation-size`, which bench has not.
+
+    Raises:
+        InputError: The file is missing or malformed, or has too few training
+            images.
+    """
+    (x_train, _), _ = mnist_data.load_arrays(path)
+    held_out = MnistConfig().validation_size
+    if len(x_train) <= held_out:
+        raise InputError(f"--data {path}: holds {len(x_train):,} training images; bench {task} "
+                         f"holds out {held_out:,} for validation, so it needs more than that: "
+                         "pass the full MNIST file")
+
+
+def training_dataset(config: MnistConfig, data: mnist_data.Mnist, augment):
+    """The timed pipeline: a default run's, repeated; with its images per pass.
+
+    Repeated, so that a small file, whose pass holds fewer batches than a
+    part times, still yields them all (`images_per_second` counts them right).
+    """
+    dataset = pipeline.training_dataset(data.x_train, data.y_train,
+                                        batch_size=config.batch_size, seed=config.seed,
+                                        augment=augment, copies=COPIES)
+    return dataset.repeat(), COPIES * len(data.x_train)
+
+
+def images_per_second(model: keras.Model, dataset, *, steps: int, batch_size: int,
+                      images_per_pass: int) -> float:
+    """Trains `model` on `steps` batches of `dataset`; the images/s it trained on.
+
+    Counts the images those batches hold, not `steps * batch_size`: each pass
+    of `images_per_pass` images ends in a short batch unless `batch_size`
+    divides it, which on a small file happens within the timed steps.
+
+    Args:
+        model: A compiled model.
+        dataset: Batches of `batch_size`, passes of `images_per_pass` images,
+            repeated.
+        steps: Batches to time.
+        batch_size: Images per batch (but a pass's last).
+        images_per_pass: Images in one pass.
+    """
+    batches_per_pass = math.ceil(images_per_pass / batch_size)
+    passes, rest = divmod(steps, batches_per_pass)
+    images = passes * images_per_pass + rest * batch_size
     start = time.perf_counter()
-    model.fit(dataset.take(THROUGHPUT_STEPS), epochs=1, verbose=0)
-    return THROUGHPUT_STEPS * batch_size / (time.perf_counter() - start)
+    model.fit(dataset.take(steps), epochs=1, verbose=0)
+    return images / (time.perf_counter() - start)
 
 
 def throughput(config: MnistConfig) -> dict:
@@ -64,16 +109,16 @@ def throughput(config: MnistConfig) -> dict:
           f"{THROUGHPUT_STEPS} steps each, alternating, same model)")
     # Alternate so that drift in the machine's speed hits both alike.
     for name in ("plain", "augmented") * THROUGHPUT_ROUNDS:
-        dataset = pipeline.training_dataset(
-            data.x_train, data.y_train, batch_size=config.batch_size, seed=config.seed,
-            augment=augment if name == "augmented" else None)
+        dataset, images = training_dataset(config, data,
+                                           augment if name == "augmented" else None)
         model.fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
-        results.setdefault(name, []).append(
-            _images_per_second(model, dataset, config.batch_size))
+        results.setdefault(name, []).append(images_per_second(
+            model, dataset, steps=THROUGHPUT_STEPS, batch_size=config.batch_size,
+            images_per_pass=images))
     plain, augmented = max(results["plain"]), max(results["augmented"])
-    _row("images/s, augmentation off", f"{plain:.0f}")
-    _row("images/s, augmentation on", f"{augmented:.0f}")
-    _row("augmented / plain", f"{augmented / plain:.1%}")
+    row("images/s, augmentation off", f"{plain:.0f}")
+    row("images/s, augmentation on", f"{augmented:.0f}")
+    row("augmented / plain", f"{augmented / plain:.1%}")
     return {"images_per_second_plain": plain, "images_per_second_augmented": augmented,
             "augmented_over_plain": augmented / plain}
 
@@ -86,8 +131,7 @@ def precision(config: MnistConfig) -> dict:
     arithmetic, expect bfloat16 to be slower, not faster.
     """
     data = mnist_data.load(config.data, config.validation_size, config.seed)
-    dataset = pipeline.training_dataset(data.x_train, data.y_train, batch_size=config.batch_size,
-                                        seed=config.seed, augment=_augmentation(config))
+    dataset, images = training_dataset(config, data, _augmentation(config))
     models = {}
     previous = keras.mixed_precision.global_policy()
     for policy in ("float32", "mixed_bfloat16"):
@@ -102,11 +146,13 @@ def precision(config: MnistConfig) -> dict:
           "pipeline, same architecture)")
     rates = {policy: [] for policy in models}
     for policy in [*models, *models]:  # Alternating, as in `throughput`.
-        rates[policy].append(_images_per_second(models[policy], dataset, config.batch_size))
+        rates[policy].append(images_per_second(
+            models[policy], dataset, steps=THROUGHPUT_STEPS, batch_size=config.batch_size,
+            images_per_pass=images))
     full, half = max(rates["float32"]), max(rates["mixed_bfloat16"])
-    _row("images/s, float32", f"{full:.0f}")
-    _row("images/s, mixed_bfloat16", f"{half:.0f}")
-    _row("bfloat16 / float32", f"{half / full:.2f}x")
+    row("images/s, float32", f"{full:.0f}")
+    row("images/s, mixed_bfloat16", f"{half:.0f}")
+    row("bfloat16 / float32", f"{half / full:.2f}x")
     return {"images_per_second_float32": full, "images_per_second_bfloat16": half,
             "bfloat16_over_float32": half / full}
 
@@ -124,7 +170,8 @@ def _timed_run(args: list[str]) -> tuple[dict, float]:
 
     Raises:
         InputError: The folder holds a run with other settings (e.g. an earlier
-            benchmark's with another `--resume-epochs` or `--data`).
+            benchmark's with another `--resume-epochs` or `--data`), or the run
+            failed (its one-line error, in ours).
     """
     out = args[args.index("--out") + 1]
     check_run_dir(Path(out), to_dict(_resolved_config(args)))
@@ -132,10 +179,8 @@ def _timed_run(args: list[str]) -> tuple[dict, float]:
     if metrics_file.is_file():  # Finished by an earlier (interrupted) benchmark.
         metrics = read_json(metrics_file)
         return metrics, metrics["total_seconds"]
-    start = time.perf_counter()
-    if _run_cli(args).wait() != 0:
-        raise RuntimeError(f"run.py mnist {' '.join(args)} failed")
-    return read_json(metrics_file), time.perf_counter() - start
+    seconds = run_py(["mnist", *args])
+    return read_json(metrics_file), seconds
 
 
 def _resolved_config(args: list[str]) -> MnistConfig:
@@ -151,8 +196,8 @@ def quick(config: MnistConfig, out: Path) -> dict:
     print("quick run (run.py mnist --quick)")
     metrics, seconds = _timed_run(["--quick", "--data", config.data, "--out",
                                    str(out / "quick")])
-    _row("test accuracy", f"{metrics['test_accuracy']:.2%}")
-    _row("wall-clock seconds, whole command", f"{seconds:.0f}")
+    row("test accuracy", f"{metrics['test_accuracy']:.2%}")
+    row("wall-clock seconds, whole command", f"{seconds:.0f}")
     return {"quick_test_accuracy": metrics["test_accuracy"], "quick_seconds": seconds}
 
 
@@ -165,10 +210,10 @@ def accuracy(config: MnistConfig, out: Path, seeds: int) -> dict:
                                        "--out", str(out / f"seed{seed}")])
         accuracies.append(metrics["test_accuracy"])
         times.append(seconds)
-        _row(f"seed {seed}: test accuracy, wall seconds",
+        row(f"seed {seed}: test accuracy, wall seconds",
              f"{metrics['test_accuracy']:.2%}, {seconds:.0f}")
     values = np.array(accuracies)
-    _row("test accuracy mean +- std", f"{values.mean():.2%} +- {values.std():.2%}")
+    row("test accuracy mean +- std", f"{values.mean():.2%} +- {values.std():.2%}")
     return {"test_accuracy": accuracies, "test_accuracy_mean": values.mean(),
             "test_accuracy_std": values.std(), "seconds": times}
 
@@ -192,12 +237,12 @@ def resume(config: MnistConfig, out: Path, epochs: int, kill_after: int) -> dict
             time.sleep(0.5)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-        _row("killed after epochs", str(len(read_log(folder / LOG)["epoch"])))
+        row("killed after epochs", str(len(read_log(folder / LOG)["epoch"])))
     resumed, _ = _timed_run([*common, "--out", str(folder)])
     epochs_logged = [int(e) for e in read_log(folder / LOG)["epoch"]]
-    _row("epochs in the log after resuming", f"{epochs_logged}")
-    _row("test accuracy: killed + resumed", f"{resumed['test_accuracy']:.2%}")
-    _row("test accuracy: uninterrupted", f"{reference['test_accuracy']:.2%}")
+    row("epochs in the log after resuming", f"{epochs_logged}")
+    row("test accuracy: killed + resumed", f"{resumed['test_accuracy']:.2%}")
+    row("test accuracy: uninterrupted", f"{reference['test_accuracy']:.2%}")
     return {"resumed_test_accuracy": resumed["test_accuracy"],
             "reference_test_accuracy": reference["test_accuracy"],
             "epochs_logged": epochs_logged, "resumed_flag": resumed["resumed"]}
@@ -207,8 +252,12 @@ def main(args) -> dict:
     """Runs the MNIST benchmark parts named by `--parts`."""
     if not args.data:
         raise InputError("bench mnist needs --data PATH.npz (the runs read it offline)")
+    if "resume" in args.parts and args.resume_epochs < 2:
+        # Half the epochs, rounded down, finish before the kill; the rest after.
+        raise InputError(f"--resume-epochs {args.resume_epochs}: the resume part needs at "
+                         "least 2 epochs, one to finish before the kill and one after")
     config = dataclasses.replace(MnistConfig(), data=args.data)
-    mnist_data.load_arrays(config.data)  # Fail early, in one line, on a bad file.
+    check_data(config.data, "mnist")  # Before any part runs, not minutes in.
     out = make_run_dir(args.out or "runs/bench-mnist", "bench-mnist")
     keras.config.disable_interactive_logging()
     results = {}

@@ -10,21 +10,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from hw1_keras.bench_common import row, run_py
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import build_model, hyperparameters
 from hw1_keras.regression.train import evaluate, noise_floor, train_model
 from hw1_keras.training import seed_everything
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PLAIN_STEPS_PER_KERAS_EPOCH = 1000
 ACCURACY_KEYS = ("train_mse", "test_mse", "test_mse_gaps", "test_mse_outside")
 
@@ -57,14 +55,7 @@ def _plain_fit_seconds(config: RegressionConfig, train) -> float:
 def _end_to_end_seconds() -> float:
     """`python run.py regression` in a fresh process: import, train, plot, export."""
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression",
-                        "--out", folder], check=True, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - start
-
-
-def _row(label: str, value: str) -> None:
-    print(f"  {label:<46} {value}", flush=True)
+        return run_py(["regression", "--out", folder], stdout=subprocess.DEVNULL)
 
 
 def regression(seeds: int, skip_plain: bool) -> dict:
@@ -81,35 +72,35 @@ def regression(seeds: int, skip_plain: bool) -> dict:
                                         verbose=False)
         runs.append({"seed": seed, "seconds": seconds, **evaluate(model, train, test, gaps)})
     fast = runs[0]["seconds"]
-    _row("multi-step XLA loop (default), seed 0", f"{fast:.2f} s")
+    row("multi-step XLA loop (default), seed 0", f"{fast:.2f} s")
     results["fast_seconds"] = fast
     model, _, seconds = train_model(config, train, test, verbose=False, jit_compile=False)
-    _row("multi-step loop without XLA", f"{seconds:.2f} s  ({seconds / fast:.1f}x the default)")
+    row("multi-step loop without XLA", f"{seconds:.2f} s  ({seconds / fast:.1f}x the default)")
     results["no_xla_seconds"] = seconds
     if not skip_plain:
         plain = _plain_fit_seconds(config, train)
-        _row("plain model.fit, 1 step per execution", f"{plain:.2f} s")
-        _row("speed-up of the default over plain fit", f"{plain / fast:.1f}x")
+        row("plain model.fit, 1 step per execution", f"{plain:.2f} s")
+        row("speed-up of the default over plain fit", f"{plain / fast:.1f}x")
         results.update(plain_fit_seconds=plain, speedup=plain / fast)
     end_to_end = _end_to_end_seconds()
-    _row("python run.py regression, end to end", f"{end_to_end:.1f} s")
+    row("python run.py regression, end to end", f"{end_to_end:.1f} s")
     results["end_to_end_seconds"] = end_to_end
 
     print(f"accuracy over seeds 0..{seeds - 1} (mean +- std)")
     for key in ACCURACY_KEYS:
         values = np.array([run[key] for run in runs])
-        _row(key, f"{values.mean():.4f} +- {values.std():.4f}   "
+        row(key, f"{values.mean():.4f} +- {values.std():.4f}   "
                   f"[{', '.join(f'{v:.4f}' for v in values)}]")
         results[key] = {"mean": values.mean(), "std": values.std(), "values": values.tolist()}
     floor = noise_floor(test)
-    _row("noise floor: test noise variance (sd 0.1)", f"{floor['test_noise_variance']:.4f}")
-    _row("noise floor: realized on these 100 points", f"{floor['test_noise_mse_realized']:.4f}")
+    row("noise floor: test noise variance (sd 0.1)", f"{floor['test_noise_variance']:.4f}")
+    row("noise floor: realized on these 100 points", f"{floor['test_noise_mse_realized']:.4f}")
     results.update(floor)
 
     print("reproducibility (seed 0 trained again)")
     again, _, _ = train_model(config, train, test, verbose=False)
     difference = abs(evaluate(again, train, test, gaps)["test_mse"] - runs[0]["test_mse"])
-    _row("|test MSE run 1 - run 2|", f"{difference:.2e}")
+    row("|test MSE run 1 - run 2|", f"{difference:.2e}")
     results["reproducibility_abs_diff"] = difference
     return results
 

@@ -285,11 +285,15 @@ def _import_tensorflow_quietly() -> None:
     On machines without a GPU, TensorFlow prints CUDA-probing lines before any
     logging setting applies, which would bury our one-line errors. Users who
     set TF_CPP_MIN_LOG_LEVEL themselves see everything, as TensorFlow prints it.
+    The value set here is marked as ours, since the `run.py` processes a
+    benchmark starts inherit it and must not take it for the user's.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    ours = "HW1_KERAS_QUIETED_TF"
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and ours not in os.environ:
         import tensorflow  # noqa: F401
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[ours] = "1"
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)

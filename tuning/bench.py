@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hw1_keras.bench_common import row, run_py
 from hw1_keras.errors import InputError
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
@@ -31,12 +32,10 @@ from tuning.kfold import kfold_indices
 from tuning.regression import config_from_values, describe
 from tuning.settings import DEFAULT_FOLDS
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 QUALITY_KEYS = ("test_mse", "test_mse_gaps", "test_mse_outside", "train_mse")
 
 
-def _row(label: str, value: str) -> None:
-    print(f"  {label:<52} {value}", flush=True)
+_row = functools.partial(row, width=52)  # Its labels are longer.
 
 
 def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: bool,
@@ -73,14 +72,8 @@ def tune_end_to_end(out: Path, cv: str = "random") -> float:
     Raises:
         InputError: the run failed.
     """
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), "regression", "--tune",
-                             "--cv", cv, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if result.returncode != 0:
-        last = ([line for line in result.stderr.splitlines() if line.strip()] or ["no output"])[-1]
-        raise InputError(f"the timed regression --tune exited with {result.returncode}: {last}")
-    return time.perf_counter() - start
+    return run_py(["regression", "--tune", "--cv", cv, "--out", str(out)],
+                  stdout=subprocess.DEVNULL)
 
 
 def quality(config: RegressionConfig, seeds: int, train, test) -> dict:
