@@ -22,8 +22,7 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
-from hw1_keras.errors import InputError
-from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json, write_text
+from hw1_keras.runs import check_run_dir, make_run_dir, write_json, write_text
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ValidateAveragedWeights,
                                 WorkerBackupAndRestore, seed_everything)
 
