@@ -211,7 +211,7 @@ def accuracy(config: MnistConfig, out: Path, seeds: int) -> dict:
         accuracies.append(metrics["test_accuracy"])
         times.append(seconds)
         row(f"seed {seed}: test accuracy, wall seconds",
-             f"{metrics['test_accuracy']:.2%}, {seconds:.0f}")
+            f"{metrics['test_accuracy']:.2%}, {seconds:.0f}")
     values = np.array(accuracies)
     row("test accuracy mean +- std", f"{values.mean():.2%} +- {values.std():.2%}")
     return {"test_accuracy": accuracies, "test_accuracy_mean": values.mean(),
