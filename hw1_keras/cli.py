@@ -37,7 +37,8 @@ PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench m
 BENCH_FLAGS = {
     "seeds": (("regression", "mnist", "tune"), None),
     "skip_plain": (("regression",), False),
-    "data": (("mnist", "distribute"), None),
+    "data": (("mnist", "distribute", "photos"), None),
+    "model": (("photos",), None),
     "parts": (("mnist",), ["throughput", "quick"]),
     "cv": (("tune",), "contiguous"),
     "resume_epochs": (("mnist",), 4),
@@ -121,17 +122,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task's benchmark and print the figures BENCHMARKS.md records, "
                     "then a JSON summary.",
     )
-    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute"],
+    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute", "photos"],
                        help="which benchmark (tune: regression --tune, about 7 min; "
                             "distribute: mirrored overhead and 2 workers on loopback, "
-                            "needs --data)")
+                            "needs --data; photos: predict on photographed test digits, "
+                            "needs --data and --model)")
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
     bench.add_argument("--skip-plain", action="store_true", default=None,
                        help="regression: skip the slow plain-fit baseline (about 90 s)")
     bench.add_argument("--data", metavar="NPZ",
-                       help="mnist, distribute: a local MNIST .npz (required)")
+                       help="mnist, distribute, photos: a local MNIST .npz (required)")
+    bench.add_argument("--model", metavar="DIR",
+                       help="photos: an MNIST run's saved_model (required)")
     bench.add_argument("--parts", type=_parts, default=None,
                        help="mnist: comma-separated parts among throughput,precision,quick,"
                             "accuracy,resume (default: throughput,quick; accuracy takes ~25 "
@@ -378,6 +382,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             from tuning.bench import main as bench_main
         elif args.task == "distribute":
             from hw1_keras.bench_distribute import main as bench_main
+        elif args.task == "photos":
+            from hw1_keras.bench_photos import main as bench_main
         else:
             from hw1_keras.bench_mnist import main as bench_main
         results = bench_main(args)

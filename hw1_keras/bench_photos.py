@@ -1,0 +1,111 @@
+"""`python run.py bench photos`: predict's accuracy on photographed digits.
+
+MNIST's test digits are "photographed": enlarged, written in dark ink on
+light paper in a page several times their size, lit evenly or unevenly, with
+camera noise. Each page goes through predict's preparation
+(`hw1_keras.mnist.images.to_mnist`) and the exported model, and the accuracy
+under each light is printed beside the model's accuracy on the same digits as
+MNIST has them: the preparation's cost is the difference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hw1_keras.bench_common import row
+from hw1_keras.errors import InputError
+from hw1_keras.export import input_specs, load_endpoint
+from hw1_keras.mnist import data as mnist_data
+from hw1_keras.mnist.images import to_mnist
+
+IMAGES = 1_000  # The first test digits; about 10 s of preparation on one core.
+PAGE = (300, 400)  # A photo's height and width, in pixels.
+PAPER, INK = 0.9, 0.1  # Shares of the light that paper and ink reflect.
+NOISE = 3.0  # The camera's noise, in grey levels (standard deviation).
+# Lights, each a share of full light across the page, and what they stand for.
+LIGHTS = {
+    "even": "evenly lit",
+    "gradient": "light falling off across the page (to 45%)",
+    "vignette": "darker corners (vignetting, to 45%)",
+    "shadow": "a soft shadow over part of the page (to 55%)",
+    "speck": "evenly lit, a speck of dust near a corner",
+}
+
+
+def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
+    """A grey photo (0-255 floats) of an MNIST digit written in dark ink on paper.
+
+    Args:
+        digit: uint8 (28, 28), white on black, as in MNIST.
+        light: one of `LIGHTS`.
+        rng: draws the digit's size and place, the light's direction, the noise.
+    """
+    height, width = PAGE
+    size = int(rng.integers(150, 260))  # The digit's box; MNIST's is 28.
+    top = int(rng.integers(20, height - size - 20 + 1))
+    left = int(rng.integers(20, width - size - 20 + 1))
+    ink = np.zeros(PAGE, np.float32)
+    ink[top:top + size, left:left + size] = np.asarray(
+        Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)) / 255.0
+    rows, columns = np.mgrid[0:height, 0:width]
+    y, x = rows / (height - 1) - 0.5, columns / (width - 1) - 0.5  # -0.5 to 0.5
+    angle = rng.uniform(0, 2 * np.pi)
+    along = np.cos(angle) * x + np.sin(angle) * y  # Position along a random direction.
+    if light == "gradient":
+        lit = 1.0 - 0.55 * (along / np.sqrt(0.5) + 0.5)
+    elif light == "vignette":
+        lit = 1.0 - 0.55 * (x ** 2 + y ** 2) / 0.5
+    elif light == "shadow":
+        edge = rng.uniform(-0.2, 0.2)
+        lit = 1.0 - 0.45 / (1.0 + np.exp(-(along - edge) / 0.03))
+    elif light in ("even", "speck"):
+        lit = np.ones(PAGE)
+    else:
+        raise ValueError(f"light {light!r}: expected one of {', '.join(LIGHTS)}")
+    grey = 255.0 * lit * (PAPER - (PAPER - INK) * ink) + rng.normal(0, NOISE, PAGE)
+    if light == "speck":
+        y0, x0 = rng.choice([12, height - 13]), rng.choice([12, width - 13])
+        grey[(rows - y0) ** 2 + (columns - x0) ** 2 <= 16] = 40.0
+    return np.clip(grey, 0, 255).astype(np.float32)
+
+
+def main(args) -> dict:
+    """Prints the model's accuracy on MNIST's first test digits, as they are and photographed."""
+    if not args.model:
+        raise InputError("bench photos needs --model RUN/saved_model (an MNIST run's export)")
+    if not args.data:
+        raise InputError("bench photos needs --data PATH.npz (its test digits are photographed)")
+    _, (x_test, y_test) = mnist_data.load_arrays(args.data)
+    serve = load_endpoint(args.model)
+    if [None, 28, 28] not in [spec.shape.as_list() for spec in input_specs(serve)]:
+        raise InputError(f"--model {args.model}: not an MNIST model; pass an MNIST run's "
+                         "saved_model")
+    digits, labels = x_test[:IMAGES], y_test[:IMAGES]
+
+    def accuracy(images: list) -> float:
+        """Unreadable pages (None: read as blank) count as wrong."""
+        read = [image for image in images if image is not None]
+        predictions = iter(np.concatenate([
+            serve(np.stack(read[start:start + 500])).numpy().argmax(axis=1)
+            for start in range(0, len(read), 500)]))
+        answers = [-1 if image is None else next(predictions) for image in images]
+        return float(np.mean(np.asarray(answers) == labels))
+
+    print(f"predict on MNIST's first {len(digits):,} test digits, photographed on "
+          f"{PAGE[1]}x{PAGE[0]} pages", flush=True)
+    results = {"photos_images": len(digits), "photos_mnist": accuracy(list(digits))}
+    row("the digits as MNIST has them", f"{results['photos_mnist']:.1%}")
+    for light, description in LIGHTS.items():
+        rng = np.random.default_rng(0)  # Each light gets the same digits' sizes and places.
+        results[f"photos_{light}"] = accuracy([_prepared(photograph(digit, light, rng))
+                                               for digit in digits])
+        row(description, f"{results[f'photos_{light}']:.1%}")
+    return results
+
+
+def _prepared(photo: np.ndarray) -> np.ndarray | None:
+    try:
+        return to_mnist(photo)
+    except InputError:  # Read as blank, as predict would say.
+        return None
