@@ -335,8 +335,9 @@ def _bench_defaults(args: argparse.Namespace) -> None:
             setattr(args, name, default)
         elif args.task not in tasks:
             flag = "--" + name.replace("_", "-")
-            raise InputError(f"{flag} applies to bench {' and '.join(tasks)}, not bench "
-                             f"{args.task}; leave it out")
+            names = ", ".join(tasks[:-1]) + " and " + tasks[-1] if len(tasks) > 1 else tasks[0]
+            raise InputError(f"{flag} applies to bench {names}, not bench {args.task}; "
+                             "leave it out")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

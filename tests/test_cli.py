@@ -68,7 +68,10 @@ FAST_ERRORS = [
     ("no_command", [], ["required"]),
     ("predict_without_model", ["predict", "1"], ["--model"]),
     ("bench_data_for_regression", ["bench", "regression", "--data", "x.npz"],
-     ["--data applies to bench mnist and distribute, not bench regression; leave it out"]),
+     ["--data applies to bench mnist, distribute and photos, not bench regression; "
+      "leave it out"]),
+    ("bench_model_for_mnist", ["bench", "mnist", "--model", "m"],
+     ["--model applies to bench photos, not bench mnist; leave it out"]),
     ("bench_parts_for_tune", ["bench", "tune", "--parts", "precision"],
      ["--parts applies to bench mnist, not bench tune"]),
 ]

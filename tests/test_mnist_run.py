@@ -110,6 +110,39 @@ def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tm
     assert errors[0].startswith(f"run.py predict: error: {bad}: ")
 
 
+def test_bench_photos_prints_each_light_beside_the_digits_as_they_are(small_run, small_npz,
+                                                                      monkeypatch, capsys):
+    import argparse
+
+    from hw1_keras import bench_photos
+    from hw1_keras.export import load_endpoint
+
+    run_dir, _ = small_run
+    monkeypatch.setattr(bench_photos, "IMAGES", 40)
+    args = argparse.Namespace(data=small_npz, model=str(run_dir / "saved_model"))
+    results = bench_photos.main(args)
+    with np.load(small_npz) as archive:
+        digits, labels = archive["x_test"][:40], archive["y_test"][:40]
+    serve = load_endpoint(str(run_dir / "saved_model"))
+    assert results["photos_mnist"] == np.mean(serve(digits).numpy().argmax(axis=1) == labels)
+    assert results["photos_images"] == 40
+    for light in bench_photos.LIGHTS:
+        assert 0 <= results[f"photos_{light}"] <= 1
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 2 + len(bench_photos.LIGHTS) and "40 test digits" in rows[0]
+
+
+def test_bench_photos_refuses_a_regression_model(tiny_run, small_npz):
+    import argparse
+
+    from hw1_keras import bench_photos
+    from hw1_keras.errors import InputError
+
+    args = argparse.Namespace(data=small_npz, model=str(tiny_run[0] / "saved_model"))
+    with pytest.raises(InputError, match="not an MNIST model; pass an MNIST run's saved_model"):
+        bench_photos.main(args)
+
+
 def _rows(log_file):
     if not log_file.exists():
         return []

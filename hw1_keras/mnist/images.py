@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
+from hw1_keras.mnist.paper import digit_ink, ink_strength
 
 BOX = 20  # MNIST's digits fit a 20x20 box...
 SIZE = 28  # ...centered by mass in a 28x28 image.
@@ -112,24 +113,20 @@ def _wide_grey(grey: np.ndarray) -> np.ndarray:
 def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     """Normalizes a grey image of one digit like MNIST: uint8 (28, 28), white on black.
 
-    Steps: invert a light background, crop to the ink, scale the digit into
-    20x20 keeping its aspect ratio, and center it by center of mass in 28x28.
+    Steps: invert a light background (and even out uneven light, `paper`),
+    crop to the ink (leaving out specks away from the digit), scale the digit
+    into 20x20 keeping its aspect ratio, and center it by center of mass in
+    28x28.
 
     Raises:
         InputError: the image is blank (no contrast between ink and paper).
     """
-    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    background = float(np.median(border))
-    # Ink is what departs furthest from the paper: darker (a pen on paper, ink
-    # 10 on grey 126 as much as on white) or lighter (chalk, MNIST itself).
-    if background - grey.min() > grey.max() - background:
-        grey, background = 255.0 - grey, 255.0 - background  # MNIST's white on black.
-    grey = np.clip(grey - background, 0, None)
+    grey = ink_strength(grey)  # MNIST's white ink on black, even if the light was not.
     contrast = grey.max()
     if contrast < MIN_CONTRAST:
         raise InputError(f"{name}: the image is blank; expected one dark digit on light paper "
                          "or a light digit on dark")
-    ink = grey > INK_THRESHOLD * contrast
+    ink = digit_ink(grey > INK_THRESHOLD * contrast)
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     digit = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] * (255.0 / contrast)
     digit = _widen_thin_strokes(digit)

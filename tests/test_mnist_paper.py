@@ -1,0 +1,89 @@
+"""Photos of digits: uneven light is evened out, specks away from the digit left out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hw1_keras.bench_photos import LIGHTS, photograph
+from hw1_keras.mnist.images import to_mnist
+from hw1_keras.mnist.paper import NEAR, PART_NEAR, _label, digit_ink, ink_strength
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_file):
+    with np.load(mnist_file) as archive:
+        return archive["x_test"][:5]
+
+
+@pytest.mark.parametrize("light", [light for light in LIGHTS if light != "even"])
+def test_a_photo_in_uneven_light_or_with_a_speck_reads_as_an_evenly_lit_one(digits, light):
+    # The same digit, size and place on the page; before the light was evened
+    # out these differed by 23-56 grey levels on average (the crop took in
+    # the darker paper or the speck), now by 0-13 (a pixel's shift at most).
+    differences = [
+        np.abs(to_mnist(photograph(digit, light, np.random.default_rng(1))).astype(int)
+               - to_mnist(photograph(digit, "even", np.random.default_rng(1)))).mean()
+        for digit in digits]
+    assert np.mean(differences) < 8, differences
+
+
+def test_an_evenly_lit_image_keeps_its_greys():
+    page = np.full((40, 50), 230.0)
+    page[10:30, 20:26] = 30.0
+    strength = ink_strength(page)
+    np.testing.assert_array_equal(strength, np.clip((255 - page) - 25.0, 0, None))
+
+
+def test_dark_ink_counts_as_much_in_shadow_as_in_full_light():
+    # Two equal strokes on paper lit at 100% on the left, 50% on the right.
+    light = np.where(np.arange(120) < 60, 1.0, 0.5)[np.newaxis, :].repeat(80, axis=0)
+    reflected = np.full((80, 120), 0.9)
+    reflected[20:60, 25:30] = reflected[20:60, 85:90] = 0.1
+    strength = ink_strength(255.0 * light * reflected)
+    left, right = strength[20:60, 25:30].mean(), strength[20:60, 85:90].mean()
+    assert right == pytest.approx(left, rel=0.05)
+    assert strength[:, 40:50].max() < 0.1 * left  # The paper is paper on both sides.
+
+
+def _digit_and(patch_at, patch_size):
+    """A 40-pixel-tall stroke and a square patch `patch_at` pixels to its right."""
+    ink = np.zeros((100, 200), bool)
+    ink[30:70, 50:56] = True
+    left = 56 + patch_at
+    ink[48:48 + patch_size, left:left + patch_size] = True
+    return ink
+
+
+def test_a_speck_away_from_the_digit_is_left_out():
+    ink = _digit_and(patch_at=100, patch_size=2)
+    kept = digit_ink(ink)
+    assert kept[30:70, 50:56].all() and kept.sum() == 40 * 6
+
+
+@pytest.mark.parametrize("patch_size, gap_share, kept", [
+    (2, NEAR - 0.05, True),  # Any ink this near: a dot of a broken stroke.
+    (2, PART_NEAR - 0.1, False),  # A speck a little further.
+    (6, PART_NEAR - 0.1, True),  # A sizeable patch as far: a 5's detached bar.
+    (6, PART_NEAR + 0.1, False),
+])
+def test_ink_near_the_digit_is_part_of_it(patch_size, gap_share, kept):
+    ink = _digit_and(patch_at=round(gap_share * 40), patch_size=patch_size)
+    assert (digit_ink(ink).sum() == ink.sum()) == kept
+
+
+def test_patches_join_through_others_near_them():
+    ink = np.zeros((60, 300), bool)
+    for left in range(10, 290, 12):  # A dotted line, each dot near the next only.
+        ink[26:34, left:left + 8] = True
+    assert digit_ink(ink).sum() == ink.sum()
+
+
+def test_patches_are_8_connected():
+    mask = np.zeros((6, 6), bool)
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # Touching at corners: one patch.
+    mask[5, 5] = True
+    labels = _label(mask)
+    assert labels[0, 0] == labels[1, 1] == labels[2, 2] != labels[5, 5]
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert set(np.unique(_label(np.ones((4, 4), bool)))) == {1}  # All ink: one patch.
