@@ -97,7 +97,8 @@ def test_more_folds_than_training_points(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["regression", "--tune", "--folds", "101", "--out", str(out)]) == 2
     error = capsys.readouterr().err
-    assert "--folds 101: more folds than the 100 training samples" in error
+    assert ("--folds 101: more folds than the 100 samples; each fold needs at least one "
+            "sample, so pass --folds 100 or fewer") in error
     assert len(error.splitlines()) == 1
     assert not out.exists()  # Validated before the run folder is made.
 

@@ -66,14 +66,23 @@ def kfold_indices(count: int, folds: int, seed: int,
             for i in range(folds)]
 
 
-def check_folds(folds: int, count: int | None = None) -> None:
-    """Raises `InputError` unless 2 <= folds (<= count, when given)."""
+def check_folds(folds: int, count: int | None = None, flag: str | None = None) -> None:
+    """Raises `InputError` unless 2 <= folds (<= count, when given).
+
+    Args:
+        folds: The number of folds asked for.
+        count: How many samples there are to split, if known.
+        flag: The command-line flag `folds` came from (e.g. "--folds"), for the
+            message to name it and its fix; by default it names the argument.
+    """
+    given = f"{flag} {folds!r}" if flag else f"folds={folds!r}"
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
-        raise InputError(f"folds={folds!r}: k-fold cross-validation needs a whole number "
+        raise InputError(f"{given}: k-fold cross-validation needs a whole number "
                          "of folds >= 2")
     if count is not None and folds > count:
-        raise InputError(f"folds={folds}: more folds than the {count} samples; each fold "
-                         f"needs at least one sample, so use at most {count}")
+        fix = f"pass {flag} {count} or fewer" if flag else f"use at most {count}"
+        raise InputError(f"{given}: more folds than the {count} samples; each fold "
+                         f"needs at least one sample, so {fix}")
 
 
 def grid_size(hyperparameters: keras_tuner.HyperParameters) -> int:

@@ -241,10 +241,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     trial_jit = "auto" if device.jit == "auto" else runtime.policy.jit
     data = load_data(config)
     train = data[0]
-    if settings.folds > len(train):  # Named as the flag, which may be left at its default.
-        raise InputError(f"--folds {settings.folds}: more folds than the {len(train)} "
-                         f"training samples; pass --folds {len(train)} or fewer")
-    check_folds(settings.folds, len(train))
+    # Named as the flag, which may be left at its default.
+    check_folds(settings.folds, len(train), flag="--folds")
     role = distributed.role()
     port = distributed.base_port()
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
