@@ -87,3 +87,20 @@ def test_patches_are_8_connected():
     assert labels[0, 0] == labels[1, 1] == labels[2, 2] != labels[5, 5]
     assert set(np.unique(labels)) == {0, 1, 2}
     assert set(np.unique(_label(np.ones((4, 4), bool)))) == {1}  # All ink: one patch.
+
+
+def _lit_page(reflected, lowest, noise=0.0, seed=0):
+    """`reflected` under light falling from 100% at the left to `lowest` at the right."""
+    light = np.linspace(1.0, lowest, reflected.shape[1])[np.newaxis, :]
+    grey = 255.0 * light * reflected + np.random.default_rng(seed).normal(0, noise, reflected.shape)
+    return np.clip(grey, 0, 255)
+
+
+def test_camera_noise_in_deep_shadow_is_not_ink():
+    reflected = np.full((300, 400), 0.9)
+    reflected[100:200, 60:66] = 0.1  # A stroke in full light; the right side is at 20%.
+    strength = ink_strength(_lit_page(reflected, 0.2, noise=5.0))
+    ink = strength > 0.2 * strength.max()
+    assert ink[100:200, 60:66].mean() > 0.9
+    assert ink[:, 200:].mean() < 0.001  # The noise there is amplified 4x by the light's gain.
+

@@ -15,11 +15,10 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.paper import digit_ink, ink_strength
+from hw1_keras.mnist.paper import INK_THRESHOLD, digit_ink, ink_strength, stroke_width
 
 BOX = 20  # MNIST's digits fit a 20x20 box...
 SIZE = 28  # ...centered by mass in a 28x28 image.
-INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
 MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank image.
 # MNIST's strokes, in pixels of the 28x28 image, measured on 2,000 test digits
 # (2 x ink area / edge pixels): 2.3, 2.8 and 3.2 at the 5th, 25th and 50th
@@ -149,20 +148,6 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     left = min(max(left, 0), SIZE - width)
     canvas[top:top + height, left:left + width] = resized
     return canvas.round().astype(np.uint8)
-
-
-def stroke_width(digit: np.ndarray) -> float:
-    """A digit's stroke width in its own pixels: 2 x ink area / edge pixels.
-
-    A stroke of width w and length L has area wL and about 2L edge pixels
-    (ink pixels with a paper pixel beside them); one-pixel lines read as 2.
-    """
-    ink = digit > INK_THRESHOLD * digit.max()
-    padded = np.pad(ink, 1)
-    inner = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
-             & padded[1:-1, :-2] & padded[1:-1, 2:])
-    edge = np.count_nonzero(ink & ~inner)
-    return 2.0 * np.count_nonzero(ink) / max(edge, 1)
 
 
 def _widen_thin_strokes(digit: np.ndarray) -> np.ndarray:

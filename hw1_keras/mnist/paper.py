@@ -15,9 +15,15 @@ import math
 import numpy as np
 from PIL import Image
 
-UNEVEN = 0.1  # Border greys spread over more than this share of the ink's contrast.
+INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
+UNEVEN = 0.1  # The paper's level varies by more than this share of the
+# ink's contrast: the light is uneven.
 LIGHT_WINDOW = 0.25  # The paper's level is read over windows this share of the
-# image's shorter side: wider than a digit's strokes, narrower than a shadow.
+# image's longer side: wider than a digit's strokes, narrower than a shadow.
+STRONG_INK = 0.5  # Stroke widths are measured on what is this dark a share of the contrast...
+STROKES_PER_WINDOW = 3  # ...and windows are at least this many strokes wide.
+LIGHT_BLOCKS = 4  # Blocks a side whose paper is compared, to tell uneven light.
+NOISE_MARGIN = 3.0  # Standard deviations of the camera's noise that are still paper.
 WORK_SIZE = 128  # Light and specks are worked out on the image shrunk to this.
 # Ink near the digit (a share of its size) is part of it: any ink this near...
 NEAR = 0.25
@@ -30,10 +36,10 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
 
     The ink is what departs furthest from the paper (taken from the image's
     border): darker, as a pen on paper, or lighter, as chalk or MNIST itself.
-    Where the border shows the paper unevenly lit, the paper's level is
+    Where the paper is unevenly lit (`_unevenly_lit`), its level is
     estimated around each pixel instead, and for dark ink the strength is
-    divided by the local light, so a stroke in shadow counts as much as one in
-    full light.
+    divided by the local light, so a stroke in shadow counts as much as one
+    in full light.
 
     Args:
         grey: float grey levels 0 (black) to 255 (white), shape (H, W).
@@ -44,32 +50,91 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     border = _border(grey)
     background = float(np.median(border))
     dark_ink = background - grey.min() > grey.max() - background
-    if dark_ink:  # Work with bright ink on dark paper, as MNIST is.
-        grey, border, background = 255.0 - grey, 255.0 - border, 255.0 - background
-    lifted = grey - background
-    contrast = lifted.max()
-    spread = np.percentile(border, 75) - np.percentile(border, 10)
-    if spread <= UNEVEN * contrast:
+    # Bright ink on dark paper, as MNIST is.
+    lifted = background - grey if dark_ink else grey - background
+    if not _unevenly_lit(lifted):
         return np.clip(lifted, 0, None)
-    paper = _paper_level(grey)
-    strength = np.clip(grey - paper, 0, None)
+    # The paper's level is read over windows wider than the strokes, which in
+    # a tightly cropped marker digit can be a third of the image wide: where
+    # the first reading shows strokes too wide for its windows, read again.
+    window = LIGHT_WINDOW * max(grey.shape)
+    strength = _evened(grey, dark_ink, window)
+    small = _shrink(strength)
+    strokes = stroke_width(small, STRONG_INK) * max(grey.shape) / max(small.shape)
+    if STROKES_PER_WINDOW * strokes > window:
+        strength = _evened(grey, dark_ink, STROKES_PER_WINDOW * strokes)
+    return strength
+
+
+def _unevenly_lit(lifted: np.ndarray) -> bool:
+    """Whether the paper's level varies across an image of bright ink on dark paper.
+
+    In each of LIGHT_BLOCKS x LIGHT_BLOCKS blocks the darkest grey is its
+    paper, unless a stroke fills the whole block. Uneven light shows as blocks
+    whose paper is lighter than the best-lit block's; the two lightest are
+    left out, as they may be filled by the strokes of a tightly cropped digit
+    drawn with a marker. (The border alone cannot tell: where the digit
+    touches it, ink and the soft edges of strokes lie there.)
+    """
+    rows = np.array_split(np.arange(lifted.shape[0]), min(LIGHT_BLOCKS, lifted.shape[0]))
+    columns = np.array_split(np.arange(lifted.shape[1]), min(LIGHT_BLOCKS, lifted.shape[1]))
+    papers = np.sort([lifted[r[0]:r[-1] + 1, c[0]:c[-1] + 1].min()
+                      for r in rows for c in columns])
+    return papers[max(0, papers.size - 3)] - papers[0] > UNEVEN * lifted.max()
+
+
+def _evened(grey: np.ndarray, dark_ink: bool, window: float) -> np.ndarray:
+    """Ink strength with the paper's level estimated over `window`-pixel squares."""
+    bright = 255.0 - grey if dark_ink else grey
+    paper = _paper_level(bright, window)
+    # The opening sits in the noise's troughs; noise above it is not ink either.
+    strength = np.clip(bright - paper - NOISE_MARGIN * _noise(grey), 0, None)
     if dark_ink:  # Light multiplies paper and ink alike: divide it out.
         strength *= 255.0 / np.maximum(255.0 - paper, 0.1 * 255.0)
     return strength
+
+
+def _noise(grey: np.ndarray) -> float:
+    """The camera noise's standard deviation, from neighbouring pixels on the border.
+
+    Neighbours differ by noise (times the square root of 2) and, rarely, by an
+    edge; the median absolute difference ignores the edges.
+    """
+    sides = [side for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]) if side.size > 1]
+    if not sides:
+        return 0.0
+    steps = np.abs(np.concatenate([np.diff(side) for side in sides]))
+    return float(1.4826 * np.median(steps) / np.sqrt(2.0))
+
+
+def stroke_width(digit: np.ndarray, threshold: float = INK_THRESHOLD) -> float:
+    """A digit's stroke width in its own pixels: 2 x ink area / edge pixels.
+
+    A stroke of width w and length L has area wL and about 2L edge pixels
+    (ink pixels with a paper pixel beside them); one-pixel lines read as 2.
+    Ink is what exceeds `threshold` times the image's largest value.
+    """
+    ink = digit > threshold * digit.max()
+    padded = np.pad(ink, 1)
+    inner = (padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1]
+             & padded[1:-1, :-2] & padded[1:-1, 2:])
+    edge = np.count_nonzero(ink & ~inner)
+    return 2.0 * np.count_nonzero(ink) / max(edge, 1)
 
 
 def _border(image: np.ndarray) -> np.ndarray:
     return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
 
 
-def _paper_level(grey: np.ndarray) -> np.ndarray:
+def _paper_level(grey: np.ndarray, window: float) -> np.ndarray:
     """The paper's grey around each pixel of bright ink on dark paper.
 
-    A grey-level opening (minimum, then maximum, over a window wider than the
-    strokes) removes the strokes and keeps the slowly varying paper.
+    A grey-level opening (minimum, then maximum, over `window`-pixel squares,
+    wider than the strokes) removes the strokes and keeps the slowly varying
+    paper.
     """
-    small = _shrink(grey, Image.Resampling.BOX)
-    half = max(1, round(LIGHT_WINDOW * min(small.shape) / 2))
+    small = _shrink(grey)
+    half = max(1, round(window * max(small.shape) / max(grey.shape) / 2))
     # Beyond the edges the paper goes on as it was going (an odd reflection):
     # else an opening flattens a vignette's dark corners and leaves them as ink.
     padded = np.pad(small, 2 * half, mode="reflect", reflect_type="odd")
@@ -89,21 +154,24 @@ def _window(image: np.ndarray, reduce, half: int) -> np.ndarray:
     return reduce(np.lib.stride_tricks.sliding_window_view(rows, size, axis=1), axis=-1)
 
 
-def _shrink(image: np.ndarray, resampling: Image.Resampling) -> np.ndarray:
+def _shrink(image: np.ndarray) -> np.ndarray:
+    """The image averaged down to WORK_SIZE on its longer side (if larger)."""
     scale = WORK_SIZE / max(image.shape)
     if scale >= 1:
         return image
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
-    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F").resize(size, resampling))
+    return np.asarray(Image.fromarray(image.astype(np.float32), mode="F")
+                      .resize(size, Image.Resampling.BOX))
 
 
 def digit_ink(ink: np.ndarray) -> np.ndarray:
     """The ink mask without the specks away from the digit.
 
     The digit is the connected patch of ink with the most ink, and every patch
-    near it (a 5's detached bar, a stroke broken by a faint pen); a patch
-    further than `NEAR` times the digit's size from all of those is a speck,
-    a smudge or the edge of something else in the photo.
+    near it: within `NEAR` times the digit's size (a stroke broken by a faint
+    pen), or within `PART_NEAR` times for a patch holding `PART` of its ink (a
+    5's detached bar). Further away, a patch is a speck, a smudge or the edge
+    of something else in the photo.
 
     Args:
         ink: boolean mask, shape (H, W), with at least one pixel set.
@@ -140,24 +208,38 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
 
 
 def _label(mask: np.ndarray) -> np.ndarray:
-    """Numbers each 8-connected patch of a small mask (0: not in the mask).
+    """Numbers each 8-connected patch of a mask 1, 2, ... (0: not in the mask).
 
-    Each pass hands every pixel the largest number among its neighbours, until
-    a patch shares one number; a few hundred passes at most on WORK_SIZE.
+    Row by row, each run of set pixels joins the runs of the row above that it
+    touches, corners included (union-find over runs): one pass, however the
+    patches wind.
     """
-    labels = np.where(mask, np.arange(1, mask.size + 1).reshape(mask.shape), 0)
-    while True:
-        padded = np.pad(labels, 1)
-        rows, columns = mask.shape
-        neighbours = np.max([padded[dy:dy + rows, dx:dx + columns]
-                             for dy in range(3) for dx in range(3)], axis=0)
-        spread = np.where(mask, neighbours, 0)
-        if np.array_equal(spread, labels):
-            break
-        labels = spread
-    # Renumbered 1, 2, ... with 0 kept for "not in the mask", even if all is.
-    _, compact = np.unique(np.append(0, labels), return_inverse=True)
-    return compact[1:].reshape(mask.shape)
+    parent: list[int] = []
+
+    def root(run: int) -> int:
+        while parent[run] != run:
+            parent[run] = parent[parent[run]]
+            run = parent[run]
+        return run
+
+    runs, above = [], []  # (row, start, end) of every run; the previous row's (start, end, id).
+    for row, pixels in enumerate(mask):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], pixels.astype(np.int8), [0]))))
+        current = []
+        for start, end in zip(edges[::2], edges[1::2]):  # Each run is [start, end).
+            run = len(parent)
+            parent.append(run)
+            for above_start, above_end, above_run in above:
+                if above_start <= end and above_end >= start:  # Touching, corners too.
+                    parent[root(above_run)] = root(run)
+            current.append((start, end, run))
+            runs.append((row, start, end))
+        above = current
+    labels = np.zeros(mask.shape, np.int64)
+    numbers: dict[int, int] = {}
+    for run, (row, start, end) in enumerate(runs):
+        labels[row, start:end] = numbers.setdefault(root(run), len(numbers) + 1)
+    return labels
 
 
 def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
