@@ -69,11 +69,11 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
 def _unevenly_lit(lifted: np.ndarray) -> bool:
     """Whether the paper's level varies across an image of bright ink on dark paper.
 
-    In each of LIGHT_BLOCKS x LIGHT_BLOCKS blocks the darkest grey is its
+    In each of LIGHT_BLOCKS x LIGHT_BLOCKS blocks the least inky grey is its
     paper, unless a stroke fills the whole block. Uneven light shows as blocks
-    whose paper is lighter than the best-lit block's; the two lightest are
-    left out, as they may be filled by the strokes of a tightly cropped digit
-    drawn with a marker. (The border alone cannot tell: where the digit
+    whose paper departs towards the ink from the best-lit block's; the two
+    that depart most are left out, as strokes of a tightly cropped marker
+    digit may fill them. (The border alone cannot tell: where the digit
     touches it, ink and the soft edges of strokes lie there.)
     """
     rows = np.array_split(np.arange(lifted.shape[0]), min(LIGHT_BLOCKS, lifted.shape[0]))
