@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.paper import INK_THRESHOLD, digit_ink, ink_strength, stroke_width
+from hw1_keras.mnist.paper import INK_THRESHOLD, digit_ink, ink_strength, shrink, stroke_width
 
 BOX = 20  # MNIST's digits fit a 20x20 box...
 SIZE = 28  # ...centered by mass in a 28x28 image.
@@ -159,11 +159,8 @@ def _widen_thin_strokes(digit: np.ndarray) -> np.ndarray:
     """
     if stroke_width(digit) * BOX / max(digit.shape) >= THIN_STROKE:
         return digit
-    if max(digit.shape) > WORK_SIZE:  # Averaging keeps each stroke's ink.
-        shrink = WORK_SIZE / max(digit.shape)
-        size = (max(1, round(digit.shape[1] * shrink)), max(1, round(digit.shape[0] * shrink)))
-        digit = np.asarray(Image.fromarray(digit.astype(np.float32), mode="F")
-                           .resize(size, Image.Resampling.BOX))
+    if max(digit.shape) > WORK_SIZE:
+        digit = shrink(digit, WORK_SIZE)
         digit = digit * (255.0 / digit.max())
     grow = round(STROKE * max(digit.shape) / BOX - stroke_width(digit))
     if grow < 1:

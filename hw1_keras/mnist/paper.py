@@ -59,7 +59,7 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     # the first reading shows strokes too wide for its windows, read again.
     window = LIGHT_WINDOW * max(grey.shape)
     strength = _evened(grey, dark_ink, window)
-    small = _shrink(strength)
+    small = shrink(strength)
     strokes = stroke_width(small, STRONG_INK) * max(grey.shape) / max(small.shape)
     if STROKES_PER_WINDOW * strokes > window:
         strength = _evened(grey, dark_ink, STROKES_PER_WINDOW * strokes)
@@ -100,7 +100,7 @@ def _noise(grey: np.ndarray) -> float:
     Neighbours differ by noise (times the square root of 2) and, rarely, by an
     edge; the median absolute difference ignores the edges.
     """
-    sides = [side for side in (grey[0], grey[-1], grey[:, 0], grey[:, -1]) if side.size > 1]
+    sides = [side for side in _sides(grey) if side.size > 1]
     if not sides:
         return 0.0
     steps = np.abs(np.concatenate([np.diff(side) for side in sides]))
@@ -122,8 +122,13 @@ def stroke_width(digit: np.ndarray, threshold: float = INK_THRESHOLD) -> float:
     return 2.0 * np.count_nonzero(ink) / max(edge, 1)
 
 
+def _sides(image: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The image's top, bottom, left and right rows of pixels."""
+    return image[0], image[-1], image[:, 0], image[:, -1]
+
+
 def _border(image: np.ndarray) -> np.ndarray:
-    return np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return np.concatenate(_sides(image))
 
 
 def _paper_level(grey: np.ndarray, window: float) -> np.ndarray:
@@ -133,7 +138,7 @@ def _paper_level(grey: np.ndarray, window: float) -> np.ndarray:
     wider than the strokes) removes the strokes and keeps the slowly varying
     paper.
     """
-    small = _shrink(grey)
+    small = shrink(grey)
     half = max(1, round(window * max(small.shape) / max(grey.shape) / 2))
     # Beyond the edges the paper goes on as it was going (an odd reflection):
     # else an opening flattens a vignette's dark corners and leaves them as ink.
@@ -154,9 +159,12 @@ def _window(image: np.ndarray, reduce, half: int) -> np.ndarray:
     return reduce(np.lib.stride_tricks.sliding_window_view(rows, size, axis=1), axis=-1)
 
 
-def _shrink(image: np.ndarray) -> np.ndarray:
-    """The image averaged down to WORK_SIZE on its longer side (if larger)."""
-    scale = WORK_SIZE / max(image.shape)
+def shrink(image: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
+    """The image averaged down to `size` pixels on its longer side (if larger).
+
+    Averaging keeps each stroke's ink, however thin the stroke.
+    """
+    scale = size / max(image.shape)
     if scale >= 1:
         return image
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
