@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image, ImageFilter
 
 from hw1_keras.bench_photos import LIGHTS, photograph
 from hw1_keras.mnist.images import to_mnist
@@ -104,3 +105,19 @@ def test_camera_noise_in_deep_shadow_is_not_ink():
     assert ink[100:200, 60:66].mean() > 0.9
     assert ink[:, 200:].mean() < 0.001  # The noise there is amplified 4x by the light's gain.
 
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_a_tightly_cropped_marker_digit_in_even_light_keeps_its_strokes(digits, index):
+    # Strokes thickened 5x5, cropped to the ink and enlarged 10x: whole
+    # blocks of the image are ink or the soft edges of strokes, which an
+    # earlier light test took for shaded paper, hollowing the strokes.
+    marker = np.asarray(Image.fromarray(digits[index]).filter(ImageFilter.MaxFilter(5)))
+    rows, columns = np.flatnonzero(marker.max(axis=1) > 60), np.flatnonzero(marker.max(axis=0) > 60)
+    marker = marker[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    enlarged = Image.fromarray(marker).resize((marker.shape[1] * 10, marker.shape[0] * 10),
+                                              Image.Resampling.BILINEAR)
+    reflected = 0.9 - 0.8 * np.asarray(enlarged) / 255.0
+    strength = ink_strength(_lit_page(reflected, 1.0, noise=3.0, seed=index))
+    core = np.asarray(enlarged) > 200
+    assert (strength[core] > 0.5 * strength.max()).mean() > 0.95

@@ -22,7 +22,11 @@ LIGHT_WINDOW = 0.25  # The paper's level is read over windows this share of the
 # image's longer side: wider than a digit's strokes, narrower than a shadow.
 STRONG_INK = 0.5  # Stroke widths are measured on what is this dark a share of the contrast...
 STROKES_PER_WINDOW = 3  # ...and windows are at least this many strokes wide.
-LIGHT_BLOCKS = 4  # Blocks a side whose paper is compared, to tell uneven light.
+LIGHT_BLOCKS = 4  # Blocks a side whose paper and ink levels are read, to tell uneven light...
+CLEAR_OF_INK = 0.04  # ...from pixels this share of the image clear of the other (the soft
+# edges of a photographed stroke are narrower, those of an enlarged MNIST digit about as wide)...
+CLEAR_SHARE = 0.05  # ...in blocks with at least this share of such pixels.
+INK_VARIES = 0.3  # Clear ink this share of the contrast fainter than the darkest is still ink.
 NOISE_MARGIN = 3.0  # Standard deviations of the camera's noise that are still paper.
 WORK_SIZE = 128  # Light and specks are worked out on the image shrunk to this.
 # Ink near the digit (a share of its size) is part of it: any ink this near...
@@ -69,18 +73,54 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
 def _unevenly_lit(lifted: np.ndarray) -> bool:
     """Whether the paper's level varies across an image of bright ink on dark paper.
 
-    In each of LIGHT_BLOCKS x LIGHT_BLOCKS blocks the least inky grey is its
-    paper, unless a stroke fills the whole block. Uneven light shows as blocks
-    whose paper departs towards the ink from the best-lit block's; the two
-    that depart most are left out, as strokes of a tightly cropped marker
-    digit may fill them. (The border alone cannot tell: where the digit
-    touches it, ink and the soft edges of strokes lie there.)
+    The image is split at Otsu's threshold, and each side's level is read in
+    LIGHT_BLOCKS x LIGHT_BLOCKS blocks, from pixels at least `CLEAR_OF_INK`
+    of the image clear of the other side. In even light every such level is
+    the paper's or the ink's; a level well between the two is paper in
+    shadow, on either side of the threshold. Only clear pixels count because
+    the soft edges of strokes also lie between paper and ink, and in a
+    tightly cropped marker digit they fill whole blocks. (The border alone
+    cannot tell either: where the digit touches it, ink and the soft edges
+    of strokes lie there.)
     """
-    rows = np.array_split(np.arange(lifted.shape[0]), min(LIGHT_BLOCKS, lifted.shape[0]))
-    columns = np.array_split(np.arange(lifted.shape[1]), min(LIGHT_BLOCKS, lifted.shape[1]))
-    papers = np.sort([lifted[r[0]:r[-1] + 1, c[0]:c[-1] + 1].min()
-                      for r in rows for c in columns])
-    return papers[max(0, papers.size - 3)] - papers[0] > UNEVEN * lifted.max()
+    small = shrink(lifted)
+    half = max(1, round(CLEAR_OF_INK * max(small.shape)))
+    paper = small < _otsu(small)
+    papers, inks = (_clear_levels(small, side, half) for side in (paper, ~paper))
+    if not papers and not inks:
+        return False
+    lowest = min(papers + inks)
+    contrast = float(np.percentile(small, 99.5)) - lowest
+    # In even light the clear paper is all at one level. Clear ink may be
+    # fainter in places (a pen's pressure varies), but not as faint as shaded paper.
+    return (any(level > lowest + UNEVEN * contrast for level in papers)
+            or any(level < lowest + (1 - INK_VARIES) * contrast for level in inks))
+
+
+def _clear_levels(image: np.ndarray, side: np.ndarray, half: int) -> list[float]:
+    """Median grey of `side`'s pixels `half` clear of the rest, per block with enough of them."""
+    clear = _window(np.pad(side.astype(np.float32), half, mode="edge"), np.min, half) > 0
+    rows = np.array_split(np.arange(image.shape[0]), min(LIGHT_BLOCKS, image.shape[0]))
+    columns = np.array_split(np.arange(image.shape[1]), min(LIGHT_BLOCKS, image.shape[1]))
+    levels = []
+    for r in rows:
+        for c in columns:
+            block = np.s_[r[0]:r[-1] + 1, c[0]:c[-1] + 1]
+            if clear[block].mean() >= CLEAR_SHARE:
+                levels.append(float(np.median(image[block][clear[block]])))
+    return levels
+
+
+def _otsu(image: np.ndarray) -> float:
+    """The grey that best splits an image in two (Otsu 1979: most variance between)."""
+    counts, edges = np.histogram(image, 64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)
+    above = below[-1] - below
+    sums = np.cumsum(counts * centres)
+    mean_below = sums / np.maximum(below, 1)
+    mean_above = (sums[-1] - sums) / np.maximum(above, 1)
+    return float(edges[1:][np.argmax(below * above * (mean_below - mean_above) ** 2)])
 
 
 def _evened(grey: np.ndarray, dark_ink: bool, window: float) -> np.ndarray:
