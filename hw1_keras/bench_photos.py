@@ -23,14 +23,17 @@ IMAGES = 1_000  # The first test digits; about 10 s of preparation on one core.
 PAGE = (300, 400)  # A photo's height and width, in pixels.
 PAPER, INK = 0.9, 0.1  # Shares of the light that paper and ink reflect.
 NOISE = 3.0  # The camera's noise, in grey levels (standard deviation).
-# Lights, each a share of full light across the page, and what they stand for.
+# Lights (each a share of full light across the page) and marks on the page.
 LIGHTS = {
     "even": "evenly lit",
     "gradient": "light falling off across the page (to 45%)",
     "vignette": "darker corners (vignetting, to 45%)",
     "shadow": "a soft shadow over part of the page (to 55%)",
     "speck": "evenly lit, a speck of dust near a corner",
+    "ruled": "ruled paper (turned up to 3 degrees)",
+    "squared": "squared paper (turned up to 3 degrees)",
 }
+LINE = 0.35, 1.5  # Printed lines: their share of the ink's darkness, and width in pixels.
 
 
 def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.ndarray:
@@ -59,15 +62,32 @@ def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.nd
     elif light == "shadow":
         edge = rng.uniform(-0.2, 0.2)
         lit = 1.0 - 0.45 / (1.0 + np.exp(-(along - edge) / 0.03))
-    elif light in ("even", "speck"):
+    elif light in ("even", "speck", "ruled", "squared"):
         lit = np.ones(PAGE)
     else:
         raise ValueError(f"light {light!r}: expected one of {', '.join(LIGHTS)}")
+    if light in ("ruled", "squared"):
+        tilt = np.tan(np.radians(rng.uniform(-3, 3)))
+        across = rows - tilt * (columns - width / 2)  # Lines across the page...
+        lines = [(across, rng.uniform(35, 70))]
+        if light == "squared":  # ...and down it, at right angles, in squares.
+            spacing = rng.uniform(20, 40)
+            lines = [(across, spacing), (columns + tilt * (rows - height / 2), spacing)]
+        for position, spacing in lines:
+            ink = np.maximum(ink, _printed_lines(position, spacing, rng))
     grey = 255.0 * lit * (PAPER - (PAPER - INK) * ink) + rng.normal(0, NOISE, PAGE)
     if light == "speck":
         y0, x0 = rng.choice([12, height - 13]), rng.choice([12, width - 13])
         grey[(rows - y0) ** 2 + (columns - x0) ** 2 <= 16] = 40.0
     return np.clip(grey, 0, 255).astype(np.float32)
+
+
+def _printed_lines(position: np.ndarray, spacing: float, rng: np.random.Generator) -> np.ndarray:
+    """Ink of lines `spacing` apart in `position` (pixels across them), anti-aliased."""
+    darkness, line_width = LINE
+    offset = (position - rng.uniform(0, spacing)) % spacing
+    distance = np.minimum(offset, spacing - offset)  # To the nearest line's middle.
+    return darkness * np.clip(line_width / 2 + 0.5 - distance, 0, 1)
 
 
 def main(args) -> dict:

@@ -16,6 +16,7 @@ from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.paper import INK_THRESHOLD, digit_ink, ink_strength, shrink, stroke_width
+from hw1_keras.mnist.rules import without_rules
 
 BOX = 20  # MNIST's digits fit a 20x20 box...
 SIZE = 28  # ...centered by mass in a 28x28 image.
@@ -113,7 +114,8 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     """Normalizes a grey image of one digit like MNIST: uint8 (28, 28), white on black.
 
     Steps: invert a light background (and even out uneven light, `paper`),
-    crop to the ink (leaving out specks away from the digit), scale the digit
+    erase printed lines across the page (`rules`), crop to the ink (leaving
+    out specks away from the digit), scale the digit
     into 20x20 keeping its aspect ratio, and center it by center of mass in
     28x28.
 
@@ -125,6 +127,7 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     if contrast < MIN_CONTRAST:
         raise InputError(f"{name}: the image is blank; expected one dark digit on light paper "
                          "or a light digit on dark")
+    grey = without_rules(grey, INK_THRESHOLD * contrast)  # Ruled or squared paper.
     ink = digit_ink(grey > INK_THRESHOLD * contrast)
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     digit = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] * (255.0 / contrast)

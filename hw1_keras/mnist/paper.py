@@ -224,12 +224,7 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     Args:
         ink: boolean mask, shape (H, W), with at least one pixel set.
     """
-    factor = math.ceil(max(ink.shape) / WORK_SIZE)
-    height, width = -(-ink.shape[0] // factor), -(-ink.shape[1] // factor)
-    padded = np.zeros((height * factor, width * factor), bool)
-    padded[:ink.shape[0], :ink.shape[1]] = ink
-    # Pooling by "any" keeps a pen line connected however much it is shrunk.
-    count = padded.reshape(height, factor, width, factor).sum(axis=(1, 3))
+    count, factor = pooled(ink)
     labels = _label(count > 0)
     mass = np.bincount(labels.ravel(), weights=count.ravel())
     mass[0] = 0
@@ -253,6 +248,22 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     kept = np.isin(labels, sorted(keep))
     kept = np.repeat(np.repeat(kept, factor, axis=0), factor, axis=1)
     return ink & kept[:ink.shape[0], :ink.shape[1]]
+
+
+def pooled(mask: np.ndarray, size: int = WORK_SIZE) -> tuple[np.ndarray, int]:
+    """A mask's set pixels counted in factor x factor cells, at most `size` cells a side.
+
+    A cell with any set pixel counts, so a pen line stays connected (and a
+    printed line straight) however much the mask is shrunk.
+
+    Returns:
+        The counts, and the factor (whole pixels per cell).
+    """
+    factor = math.ceil(max(mask.shape) / size)
+    height, width = -(-mask.shape[0] // factor), -(-mask.shape[1] // factor)
+    padded = np.zeros((height * factor, width * factor), bool)
+    padded[:mask.shape[0], :mask.shape[1]] = mask
+    return padded.reshape(height, factor, width, factor).sum(axis=(1, 3)), factor
 
 
 def _label(mask: np.ndarray) -> np.ndarray:
