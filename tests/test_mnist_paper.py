@@ -121,3 +121,38 @@ def test_a_tightly_cropped_marker_digit_in_even_light_keeps_its_strokes(digits, 
     strength = ink_strength(_lit_page(reflected, 1.0, noise=3.0, seed=index))
     core = np.asarray(enlarged) > 200
     assert (strength[core] > 0.5 * strength.max()).mean() > 0.95
+
+
+def _stroke_digit(shape=(150, 200)):
+    """A ring of ink, 60 pixels across, clear of the image's edges."""
+    rows, columns = np.mgrid[0:shape[0], 0:shape[1]]
+    radius = np.hypot(rows - 60, columns - 100)
+    return (radius > 24) & (radius < 30)
+
+
+def test_a_desk_reaching_in_from_the_edge_is_left_out():
+    ink = _stroke_digit()
+    ink[120:, :] = True  # A dark desk along the bottom: more "ink" than the digit.
+    assert np.array_equal(digit_ink(ink), _stroke_digit())
+
+
+def test_a_finger_near_the_digit_is_left_out():
+    ink = _stroke_digit()
+    ink[106:, 90:130] = True  # 16 px below the 60 px digit (a quarter of its size: NEAR).
+    assert np.array_equal(digit_ink(ink), _stroke_digit())
+
+
+def test_a_part_of_the_digit_at_the_edge_joins_it_when_all_but_touching():
+    # A 5 whose bar runs off the right edge, 2 pixels above its body (MNIST's
+    # test digit 1911 is one).
+    ink = _stroke_digit()
+    ink[26:30, 131:] = True
+    assert np.array_equal(digit_ink(ink), ink)
+
+
+def test_a_digit_at_the_edge_is_not_traded_for_a_speck_clear_of_it():
+    ink = np.zeros((150, 200), bool)
+    ink[:, 95:105] = True  # A tightly cropped 1 touches top and bottom.
+    ink[70:73, 20:23] = True  # A speck, clear of the edges.
+    kept = digit_ink(ink)
+    assert kept[:, 95:105].all() and not kept[70:73, 20:23].any()

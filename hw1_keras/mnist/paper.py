@@ -33,6 +33,10 @@ WORK_SIZE = 128  # Light and specks are worked out on the image shrunk to this.
 NEAR = 0.25
 # ...and patches holding this share of the digit's ink this near (a 5's bar).
 PART, PART_NEAR = 0.05, 0.5
+# The digit may be a patch clear of the image's edge with this share of the
+# ink of a larger one that touches it (a desk, a finger reaching into the photo).
+SEED_SHARE = 0.1
+EDGE_NEAR = 0.15  # Larger patches at the edge join such a digit only this near.
 
 
 def ink_strength(grey: np.ndarray) -> np.ndarray:
@@ -219,7 +223,14 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     near it: within `NEAR` times the digit's size (a stroke broken by a faint
     pen), or within `PART_NEAR` times for a patch holding `PART` of its ink (a
     5's detached bar). Further away, a patch is a speck, a smudge or the edge
-    of something else in the photo.
+    of something else in the photo. Something reaching into the photo from
+    its edge (a desk, a finger, a shadow) can hold more ink than the digit:
+    where the largest patch touches the edge and a patch clear of it holds
+    `SEED_SHARE` of as much, that one is the digit; patches touching the
+    edge with `PART` of its ink or more join it only if smaller and within
+    `EDGE_NEAR` of its size. (A digit that runs off the image on several
+    sides and has a part clear of the edge, a 5's bar, can then be read from
+    that part alone: crop with a margin.)
 
     Args:
         ink: boolean mask, shape (H, W), with at least one pixel set.
@@ -228,8 +239,20 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     labels = _label(count > 0)
     mass = np.bincount(labels.ravel(), weights=count.ravel())
     mass[0] = 0
-    keep = {int(mass.argmax())}
     boxes = {label: _box(labels == label) for label in range(1, len(mass)) if mass[label]}
+
+    def at_edge(label: int) -> bool:
+        top, left, bottom, right = boxes[label]
+        return min(top, left) == 0 or bottom == count.shape[0] - 1 or right == count.shape[1] - 1
+
+    seed = int(mass.argmax())
+    inner = [label for label in boxes if not at_edge(label)]
+    if at_edge(seed) and inner:
+        largest_inner = max(inner, key=lambda label: mass[label])
+        if mass[largest_inner] >= SEED_SHARE * mass[seed]:
+            seed = largest_inner
+    clear_of_edge = not at_edge(seed)
+    keep = {seed}
     grown = True
     while grown:  # Take in the patches near what is kept, until none is.
         top, left, bottom, right = _union(boxes[label] for label in keep)
@@ -240,6 +263,10 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
             t, l, b, r = boxes[label]
             gap = max(top - b, t - bottom, left - r, l - right, 0)
             share = NEAR if mass[label] < PART * kept_mass else PART_NEAR
+            if clear_of_edge and at_edge(label) and mass[label] >= PART * kept_mass:
+                # Reaching in from the edge: a part of the digit only if
+                # smaller and all but touching it (a 5's bar off the edge).
+                share = EDGE_NEAR if mass[label] < kept_mass else -1
             return gap <= share * size
 
         joining = {label for label in boxes if label not in keep and near(label)}
