@@ -34,8 +34,9 @@ NEAR = 0.25
 # ...and patches holding this share of the digit's ink this near (a 5's bar).
 PART, PART_NEAR = 0.05, 0.5
 # The digit may be a patch clear of the image's edge with this share of the
-# ink of a larger one that touches it (a desk, a finger reaching into the photo).
-SEED_SHARE = 0.1
+# ink of a larger one that touches it (a desk, a finger reaching into the photo)...
+SEED_SHARE = 0.02
+DIGIT_EXTENT = 0.1  # ...if it spans this share of the image's longer side.
 EDGE_NEAR = 0.15  # Larger patches at the edge join such a digit only this near.
 
 
@@ -226,11 +227,12 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     of something else in the photo. Something reaching into the photo from
     its edge (a desk, a finger, a shadow) can hold more ink than the digit:
     where the largest patch touches the edge and a patch clear of it holds
-    `SEED_SHARE` of as much, that one is the digit; patches touching the
-    edge with `PART` of its ink or more join it only if smaller and within
-    `EDGE_NEAR` of its size. (A digit that runs off the image on several
-    sides and has a part clear of the edge, a 5's bar, can then be read from
-    that part alone: crop with a margin.)
+    `SEED_SHARE` of as much and spans `DIGIT_EXTENT` of the image (not a
+    speck), that one is the digit; patches touching the edge with `PART` of
+    its ink or more join it only if smaller and within `EDGE_NEAR` of its
+    size. (A digit that runs off the image on several sides and has a part
+    clear of the edge, a 5's bar, can then be read from that part alone:
+    crop with a margin.)
 
     Args:
         ink: boolean mask, shape (H, W), with at least one pixel set.
@@ -245,11 +247,16 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
         top, left, bottom, right = boxes[label]
         return min(top, left) == 0 or bottom == count.shape[0] - 1 or right == count.shape[1] - 1
 
+    def extent(label: int) -> int:
+        top, left, bottom, right = boxes[label]
+        return max(bottom - top, right - left) + 1
+
     seed = int(mass.argmax())
     inner = [label for label in boxes if not at_edge(label)]
     if at_edge(seed) and inner:
         largest_inner = max(inner, key=lambda label: mass[label])
-        if mass[largest_inner] >= SEED_SHARE * mass[seed]:
+        if (mass[largest_inner] >= SEED_SHARE * mass[seed]
+                and extent(largest_inner) >= DIGIT_EXTENT * max(count.shape)):
             seed = largest_inner
     clear_of_edge = not at_edge(seed)
     keep = {seed}
