@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.paper import INK_THRESHOLD, digit_ink, ink_strength, shrink, stroke_width
+from hw1_keras.mnist.paper import INK_THRESHOLD, ink_strength, shrink, stroke_width
+from hw1_keras.mnist.patches import digit_ink
 from hw1_keras.mnist.rules import without_rules
 
 BOX = 20  # MNIST's digits fit a 20x20 box...

@@ -1,16 +1,15 @@
-"""Telling a digit's ink from its paper in a photo: uneven light and stray specks.
+"""Telling a digit's ink from its paper in a photo, in even light or not.
 
 A scan or a drawing has evenly lit paper, and its border is that paper. A
 phone photo rarely does: the light falls off towards a window, the corners
 are darker than the middle, a hand casts a shadow. Taken as one grey, such
 paper is partly "ink", and the crop around the ink takes in half the page.
-A speck of dust in a corner does the same on evenly lit paper. Both are
-handled here; `images.to_mnist` does the rest of MNIST's preparation.
+Here the paper's level is found around each pixel where it varies; which
+ink is the digit is `patches`' work, and `images.to_mnist` does the rest of
+MNIST's preparation.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from PIL import Image
@@ -28,16 +27,7 @@ CLEAR_OF_INK = 0.04  # ...from pixels this share of the image clear of the other
 CLEAR_SHARE = 0.05  # ...in blocks with at least this share of such pixels.
 INK_VARIES = 0.3  # Clear ink this share of the contrast fainter than the darkest is still ink.
 NOISE_MARGIN = 3.0  # Standard deviations of the camera's noise that are still paper.
-WORK_SIZE = 128  # Light and specks are worked out on the image shrunk to this.
-# Ink near the digit (a share of its size) is part of it: any ink this near...
-NEAR = 0.25
-# ...and patches holding this share of the digit's ink this near (a 5's bar).
-PART, PART_NEAR = 0.05, 0.5
-# The digit may be a patch clear of the image's edge with this share of the
-# ink of a larger one that touches it (a desk, a finger reaching into the photo)...
-SEED_SHARE = 0.02
-DIGIT_EXTENT = 0.1  # ...if it spans this share of the image's longer side.
-EDGE_NEAR = 0.15  # Larger patches at the edge join such a digit only this near.
+WORK_SIZE = 128  # Light and patches of ink are worked out on the image shrunk to this.
 
 
 def ink_strength(grey: np.ndarray) -> np.ndarray:
@@ -215,131 +205,3 @@ def shrink(image: np.ndarray, size: int = WORK_SIZE) -> np.ndarray:
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     return np.asarray(Image.fromarray(image.astype(np.float32), mode="F")
                       .resize(size, Image.Resampling.BOX))
-
-
-def digit_ink(ink: np.ndarray) -> np.ndarray:
-    """The ink mask without the specks away from the digit.
-
-    The digit is the connected patch of ink with the most ink, and every patch
-    near it: within `NEAR` times the digit's size (a stroke broken by a faint
-    pen), or within `PART_NEAR` times for a patch holding `PART` of its ink (a
-    5's detached bar). Further away, a patch is a speck, a smudge or the edge
-    of something else in the photo. Something reaching into the photo from
-    its edge (a desk, a finger, a shadow) can hold more ink than the digit:
-    where the largest patch touches the edge and a patch clear of it holds
-    `SEED_SHARE` of as much and spans `DIGIT_EXTENT` of the image (not a
-    speck), that one is the digit; patches touching the edge with `PART` of
-    its ink or more join it only if smaller and within `EDGE_NEAR` of its
-    size. (A digit that runs off the image on several sides and has a part
-    clear of the edge, a 5's bar, can then be read from that part alone:
-    crop with a margin.)
-
-    Args:
-        ink: boolean mask, shape (H, W), with at least one pixel set.
-    """
-    count, factor = pooled(ink)
-    labels = _label(count > 0)
-    mass = np.bincount(labels.ravel(), weights=count.ravel())
-    mass[0] = 0
-    boxes = {label: _box(labels == label) for label in range(1, len(mass)) if mass[label]}
-
-    def at_edge(label: int) -> bool:
-        top, left, bottom, right = boxes[label]
-        return min(top, left) == 0 or bottom == count.shape[0] - 1 or right == count.shape[1] - 1
-
-    def extent(label: int) -> int:
-        top, left, bottom, right = boxes[label]
-        return max(bottom - top, right - left) + 1
-
-    seed = int(mass.argmax())
-    inner = [label for label in boxes if not at_edge(label)]
-    if at_edge(seed) and inner:
-        largest_inner = max(inner, key=lambda label: mass[label])
-        if (mass[largest_inner] >= SEED_SHARE * mass[seed]
-                and extent(largest_inner) >= DIGIT_EXTENT * max(count.shape)):
-            seed = largest_inner
-    clear_of_edge = not at_edge(seed)
-    keep = {seed}
-    grown = True
-    while grown:  # Take in the patches near what is kept, until none is.
-        top, left, bottom, right = _union(boxes[label] for label in keep)
-        size = max(bottom - top, right - left) + 1
-        kept_mass = sum(mass[label] for label in keep)
-
-        def near(label: int) -> bool:
-            t, l, b, r = boxes[label]
-            gap = max(top - b, t - bottom, left - r, l - right, 0)
-            share = NEAR if mass[label] < PART * kept_mass else PART_NEAR
-            if clear_of_edge and at_edge(label) and mass[label] >= PART * kept_mass:
-                # Reaching in from the edge: a part of the digit only if
-                # smaller and all but touching it (a 5's bar off the edge).
-                share = EDGE_NEAR if mass[label] < kept_mass else -1
-            return gap <= share * size
-
-        joining = {label for label in boxes if label not in keep and near(label)}
-        grown = bool(joining)
-        keep |= joining
-    kept = np.isin(labels, sorted(keep))
-    kept = np.repeat(np.repeat(kept, factor, axis=0), factor, axis=1)
-    return ink & kept[:ink.shape[0], :ink.shape[1]]
-
-
-def pooled(mask: np.ndarray, size: int = WORK_SIZE) -> tuple[np.ndarray, int]:
-    """A mask's set pixels counted in factor x factor cells, at most `size` cells a side.
-
-    A cell with any set pixel counts, so a pen line stays connected (and a
-    printed line straight) however much the mask is shrunk.
-
-    Returns:
-        The counts, and the factor (whole pixels per cell).
-    """
-    factor = math.ceil(max(mask.shape) / size)
-    height, width = -(-mask.shape[0] // factor), -(-mask.shape[1] // factor)
-    padded = np.zeros((height * factor, width * factor), bool)
-    padded[:mask.shape[0], :mask.shape[1]] = mask
-    return padded.reshape(height, factor, width, factor).sum(axis=(1, 3)), factor
-
-
-def _label(mask: np.ndarray) -> np.ndarray:
-    """Numbers each 8-connected patch of a mask 1, 2, ... (0: not in the mask).
-
-    Row by row, each run of set pixels joins the runs of the row above that it
-    touches, corners included (union-find over runs): one pass, however the
-    patches wind.
-    """
-    parent: list[int] = []
-
-    def root(run: int) -> int:
-        while parent[run] != run:
-            parent[run] = parent[parent[run]]
-            run = parent[run]
-        return run
-
-    runs, above = [], []  # (row, start, end) of every run; the previous row's (start, end, id).
-    for row, pixels in enumerate(mask):
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], pixels.astype(np.int8), [0]))))
-        current = []
-        for start, end in zip(edges[::2], edges[1::2]):  # Each run is [start, end).
-            run = len(parent)
-            parent.append(run)
-            for above_start, above_end, above_run in above:
-                if above_start <= end and above_end >= start:  # Touching, corners too.
-                    parent[root(above_run)] = root(run)
-            current.append((start, end, run))
-            runs.append((row, start, end))
-        above = current
-    labels = np.zeros(mask.shape, np.int64)
-    numbers: dict[int, int] = {}
-    for run, (row, start, end) in enumerate(runs):
-        labels[row, start:end] = numbers.setdefault(root(run), len(numbers) + 1)
-    return labels
-
-
-def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    return rows[0], columns[0], rows[-1], columns[-1]
-
-
-def _union(boxes) -> tuple[int, int, int, int]:
-    tops, lefts, bottoms, rights = zip(*boxes)
-    return min(tops), min(lefts), max(bottoms), max(rights)
