@@ -144,8 +144,14 @@ def test_bad_images_get_one_line_errors(tmp_path):
     text.write_text("not an image")
     blank = tmp_path / "blank.png"
     Image.new("L", (50, 50), 255).save(blank)
+    ruled = tmp_path / "ruled.png"  # An empty page of an exercise book.
+    page = Image.new("L", (200, 150), 230)
+    for row in (30, 70, 110):
+        ImageDraw.Draw(page).line([(0, row), (199, row)], fill=40, width=2)
+    page.save(ruled)
     for path, message in [(empty, "empty"), (text, "not a readable image"),
-                          (blank, "blank"), (tmp_path / "missing.png", "no such file"),
+                          (blank, "blank"), (ruled, "printed lines but no digit"),
+                          (tmp_path / "missing.png", "no such file"),
                           (tmp_path, "a folder, not an image")]:
         with pytest.raises(InputError, match=message) as error:
             load_digit(path)

@@ -129,7 +129,11 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
         raise InputError(f"{name}: the image is blank; expected one dark digit on light paper "
                          "or a light digit on dark")
     grey = without_rules(grey, INK_THRESHOLD * contrast)  # Ruled or squared paper.
-    ink = digit_ink(grey > INK_THRESHOLD * contrast)
+    ink = grey > INK_THRESHOLD * contrast
+    if not ink.any():
+        raise InputError(f"{name}: the image shows printed lines but no digit; expected one "
+                         "digit written on the page")
+    ink = digit_ink(ink)
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     digit = grey[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] * (255.0 / contrast)
     digit = _widen_thin_strokes(digit)
