@@ -84,3 +84,12 @@ def test_a_digit_at_the_edge_is_not_traded_for_a_speck_clear_of_it():
     ink[70:77, 20:27] = True  # A blot clear of the edges, with 3% as much ink.
     kept = digit_ink(ink)
     assert kept[:, 95:105].all() and not kept[70:77, 20:27].any()
+
+
+def test_a_digit_running_off_the_edge_is_not_traded_for_a_mark_clear_of_it():
+    ink = np.zeros((150, 200), bool)
+    ink[60:, 95:105] = True  # A stroke running off the bottom edge,
+    ink[60:64, 60:140] = True  # with a bar: crossing the edge, not lying along it.
+    ink[5:8, 5:45] = True  # A dash elsewhere, with a tenth as much ink.
+    kept = digit_ink(ink)
+    assert kept[60:, 95:105].all() and not kept[5:8, 5:45].any()

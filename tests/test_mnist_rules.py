@@ -76,6 +76,15 @@ def test_a_faint_line_that_the_threshold_sees_in_dashes_is_erased_whole():
     assert _left(erased, page, beside) < 0.03  # ...of lines erased whole.
 
 
+def test_a_margin_line_down_a_ruled_page_is_erased():
+    digit = _digit()
+    page = np.maximum(digit, _lines(digit.shape, 40, 1.0))
+    page[:, 60:62] = np.maximum(page[:, 60:62], 80.0)  # The notebook's margin.
+    erased = without_rules(page, THRESHOLD)
+    assert _kept(erased, page, digit) > 0.995
+    assert (erased[:, 55:67] > THRESHOLD).sum() == 0
+
+
 def test_one_line_is_kept_as_it_may_be_a_digits_bar():
     page = _digit()
     page[100:103, :] = 200.0  # A single thin line across the whole image.

@@ -21,7 +21,8 @@ PART, PART_NEAR = 0.05, 0.5
 # The digit may be a patch clear of the image's edge with this share of the
 # ink of a larger one that touches it (a desk, a finger reaching into the photo)...
 SEED_SHARE = 0.02
-DIGIT_EXTENT = 0.1  # ...if it spans this share of the image's longer side.
+DIGIT_EXTENT = 0.1  # ...if it spans this share of the image's longer side, and the larger one
+ALONG_EDGE = 0.5  # lies along the edge for this share of its box (a digit's strokes cross it).
 EDGE_NEAR = 0.15  # Larger patches at the edge join such a digit only this near.
 
 
@@ -34,11 +35,11 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     5's detached bar). Further away, a patch is a speck, a smudge or the edge
     of something else in the photo. Something reaching into the photo from
     its edge (a desk, a finger, a shadow) can hold more ink than the digit:
-    where the largest patch touches the edge and a patch clear of it holds
-    `SEED_SHARE` of as much and spans `DIGIT_EXTENT` of the image (not a
-    speck), that one is the digit; patches touching the edge with `PART` of
-    its ink or more join it only if smaller and within `EDGE_NEAR` of its
-    size. (A digit that runs off the image on several sides and has a part
+    where the largest patch lies along the edge (`ALONG_EDGE`) and a patch
+    clear of it holds `SEED_SHARE` of as much and spans `DIGIT_EXTENT` of the
+    image (not a speck), that one is the digit; patches touching the edge
+    with `PART` of its ink or more join it only if smaller and within
+    `EDGE_NEAR` of its size. (A digit that runs off the image on several sides and has a part
     clear of the edge, a 5's bar, can then be read from that part alone:
     crop with a margin.)
 
@@ -59,9 +60,20 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
         top, left, bottom, right = boxes[label]
         return max(bottom - top, right - left) + 1
 
+    def along_edge(label: int) -> float:
+        """The largest share of the patch's box side that lies on the image's edge."""
+        top, left, bottom, right = boxes[label]
+        patch = labels == label
+        last_row, last_column = count.shape[0] - 1, count.shape[1] - 1
+        sides = [(patch[0], top == 0, right - left), (patch[-1], bottom == last_row, right - left),
+                 (patch[:, 0], left == 0, bottom - top),
+                 (patch[:, -1], right == last_column, bottom - top)]
+        return max((np.count_nonzero(edge) / (length + 1) for edge, on, length in sides if on),
+                   default=0.0)
+
     seed = int(mass.argmax())
     inner = [label for label in boxes if not at_edge(label)]
-    if at_edge(seed) and inner:
+    if at_edge(seed) and along_edge(seed) >= ALONG_EDGE and inner:
         largest_inner = max(inner, key=lambda label: mass[label])
         if (mass[largest_inner] >= SEED_SHARE * mass[seed]
                 and extent(largest_inner) >= DIGIT_EXTENT * max(count.shape)):

@@ -35,40 +35,59 @@ def without_rules(strength: np.ndarray, threshold: float) -> np.ndarray:
         A copy of `strength` with the lines' pixels set to 0, except where a
         stroke of the digit crosses a line: there the line is part of it.
     """
-    across = _without_lines(strength, threshold)
-    return _without_lines(across.T, threshold).T
-
-
-def _without_lines(strength: np.ndarray, threshold: float) -> np.ndarray:
-    """Erases lines running across the image (left to right, within MAX_TILT)."""
     # A faint printed line clears the threshold only in places: found whole
     # at a lower one, it is erased whole.
     ink = strength > FAINT * threshold
-    count, factor = pooled(ink, WORK_SIZE)
-    height, width = count.shape
-    tilt, lines = _find_lines(count)
-    if len(lines) < LINES:
+    across, down = _lines(ink), _lines(ink.T)
+    # A notebook's margin is one line down a ruled page: a single line counts
+    # where two or more run the other way.
+    if len(across) < LINES and len(down) < LINES:
         return strength
+    erased = _erase(strength, ink, across)
+    # Down the page, the lines across are no longer there to be taken for strokes.
+    return _erase(erased.T, erased.T > FAINT * threshold, down).T
+
+
+def _lines(ink: np.ndarray) -> list[tuple[np.ndarray, int]]:
+    """The printed lines across the image: per line, a window of rows around it.
+
+    Each window is (its top row in each column, its height): the line's
+    pooled rows (one more below, see `_find_lines`) and a pooled row and a
+    pixel more on each side.
+    """
+    count, factor = pooled(ink, WORK_SIZE)
+    tilt, found = _find_lines(count)
+    columns = np.arange(ink.shape[1]) // factor - count.shape[1] / 2
+    shift = np.round(math.tan(tilt) * columns).astype(int)
+    margin = factor + 1
+    return [((first + shift) * factor - margin, (last - first + 2) * factor + 2 * margin)
+            for first, last in found]
+
+
+def _rows(line: tuple[np.ndarray, int], height: int):
+    """A line's window as row indices (rows, columns) and which of them are in the image."""
+    top, size = line
+    rows = top + np.arange(size)[:, np.newaxis]
+    return rows.clip(0, height - 1), (rows >= 0) & (rows < height)
+
+
+def _erase(strength: np.ndarray, ink: np.ndarray, lines: list) -> np.ndarray:
+    """`strength` with each line's window cleared in the columns where only the line is ink."""
     erased = strength.copy()
     column = np.arange(strength.shape[1])
-    shift = np.round(math.tan(tilt) * (column // factor - width / 2)).astype(int)
-    for first, last in lines:
-        # Per column, the line's pooled rows (one more below, see _find_lines)
-        # and one more on each side, at full size.
-        top = (first - 1 + shift) * factor - 1
-        rows = top + np.arange((last - first + 4) * factor + 2)[:, np.newaxis]
-        inside = (rows >= 0) & (rows < strength.shape[0])
-        rows = rows.clip(0, strength.shape[0] - 1)
+    for line in lines:
+        rows, inside = _rows(line, strength.shape[0])
         window = ink[rows, column] & inside
         # Ink at the window's edge is a stroke crossing the line, or standing
-        # on it; more ink than the line has in most columns is a stroke's end.
+        # on it (or a line running the other way); more ink than the line has
+        # in most columns is a stroke's end.
         thickness = window.sum(axis=0)
         clear = ~(window[0] | window[-1]) & (thickness > 0)
         if not clear.any():
             continue
         clear &= thickness <= np.median(thickness[clear]) + 1
-        erased[rows[:, clear], column[clear]] = np.where(
-            inside[:, clear], 0.0, erased[rows[:, clear], column[clear]])
+        cleared = inside & clear
+        erased[rows[cleared], np.broadcast_to(column, rows.shape)[cleared]] = 0.0
     return erased
 
 
