@@ -53,6 +53,22 @@ def test_ruled_lines_are_erased_and_the_digit_kept_whole(degrees):
     assert _left(erased, page, beside) < 0.03  # ...and short ends in the corners may stay.
 
 
+def test_lines_fanning_out_on_a_page_photographed_at_an_angle_are_erased():
+    digit = _digit()
+    rows, columns = np.mgrid[0:digit.shape[0], 0:digit.shape[1]]
+    page = digit.copy()
+    for row, degrees in zip(range(20, 300, 40), np.linspace(-2.5, 2.5, 7)):
+        # Each line at its own tilt, as perspective draws them.
+        distance = np.abs(rows - row - np.tan(np.radians(degrees)) * (columns - 200))
+        page = np.maximum(page, 80.0 * np.clip(1.5 - distance, 0, 1))
+    erased = without_rules(page, THRESHOLD)
+    assert _kept(erased, page, digit) > 0.995
+    beside = np.ones(digit.shape, bool)
+    beside[:, 140:260] = False
+    assert (page[beside] > THRESHOLD).sum() > 1000
+    assert _left(erased, page, beside) < 0.03
+
+
 def test_squared_paper_loses_both_kinds_of_line():
     digit = _digit()
     page = np.maximum.reduce([digit, _lines(digit.shape, 25, 1.5),

@@ -3,9 +3,9 @@
 A digit written in an exercise book sits on (or between) lines printed
 across the whole page. Dark enough to count as ink, they join the digit's
 ink, and the crop around it takes in the page's width. Here they are found
-as ink that lies along straight, thin bands across most of the image, at
-the page's tilt in the photo, and erased, except where a stroke crosses
-them.
+as ink that lies along straight, thin bands across most of the image, each
+at its own tilt (a page photographed at an angle fans its lines out), and
+erased, except where a stroke crosses them.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from hw1_keras.mnist.patches import pooled
 
 SPAN = 0.9  # A printed line is ink along this share of the image's width (it crosses the page)...
 THICKNESS = 0.012  # ...in a band at most this share of the image's height...
-LINES = 2  # ...and a page shows at least this many (one could be a digit's bar).
-MAX_TILT = 6.0  # Degrees a page may be turned in the photo.
+LINES = 2  # ...and a page shows at least this many one way (one could be a digit's bar).
+MAX_TILT = 6.0  # Degrees a line may be turned in the photo.
 FAINT = 0.5  # Lines are found in what is this share of the ink threshold.
 WORK_SIZE = 256  # Lines are found on the ink shrunk to this, keeping every line.
 
@@ -56,12 +56,11 @@ def _lines(ink: np.ndarray) -> list[tuple[np.ndarray, int]]:
     pixel more on each side.
     """
     count, factor = pooled(ink, WORK_SIZE)
-    tilt, found = _find_lines(count)
     columns = np.arange(ink.shape[1]) // factor - count.shape[1] / 2
-    shift = np.round(math.tan(tilt) * columns).astype(int)
     margin = factor + 1
-    return [((first + shift) * factor - margin, (last - first + 2) * factor + 2 * margin)
-            for first, last in found]
+    return [((first + np.round(math.tan(tilt) * columns).astype(int)) * factor - margin,
+             (last - first + 2) * factor + 2 * margin)
+            for tilt, first, last in _find_lines(count)]
 
 
 def _rows(line: tuple[np.ndarray, int], height: int):
@@ -91,11 +90,12 @@ def _erase(strength: np.ndarray, ink: np.ndarray, lines: list) -> np.ndarray:
     return erased
 
 
-def _find_lines(count: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
-    """The tilt (radians) and pooled rows (first, last, at the middle column) of thin full lines.
+def _find_lines(count: np.ndarray) -> list[tuple[float, int, int]]:
+    """Thin full lines: each one's tilt (radians) and pooled rows (first, last) mid-image.
 
-    Every tilt a pooled pixel apart at the far edge is tried; the one that
-    lines up the most ink in thin bands wins.
+    Every tilt a pooled pixel apart at the far edge is tried, and each line
+    is taken at the tilt that lines up the most of its ink: on a page
+    photographed at a slight angle the lines fan out.
     """
     # Each cell also counts for the row above: a line that the rounding of a
     # tilt steps between two rows is whole in the upper one.
@@ -103,11 +103,11 @@ def _find_lines(count: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     ink[:-1] |= ink[1:]
     rows, columns = np.nonzero(ink)
     height, width = ink.shape
-    best, found = (0.0, []), 0
     if width < 2:
-        return best
+        return []
     step = math.atan(1.0 / width)
     size = height + 2 * width
+    candidates = []
     for tilt in np.arange(-math.radians(MAX_TILT), math.radians(MAX_TILT) + step / 2, step):
         shift = np.round(math.tan(tilt) * (np.arange(width) - width / 2)).astype(int) - width
         along = np.bincount(rows - shift[columns], minlength=size)
@@ -117,12 +117,25 @@ def _find_lines(count: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
         inside = np.cumsum(np.bincount(-shift, minlength=size + 1)
                            - np.bincount(height - shift, minlength=size + 1))[:size]
         full = np.flatnonzero((along >= SPAN * inside) & (inside >= width / 4))
-        lines = [(first, last) for first, last in _runs(full)
-                 if last - first + 1 <= THICKNESS * height + 2]
-        lined_up = sum(along[first:last + 1].sum() for first, last in lines)
-        if lined_up > found:
-            best, found = (float(tilt), [(f - width, l - width) for f, l in lines]), lined_up
-    return best
+        candidates += [(along[first:last + 1].sum(), float(tilt), first - width, last - width)
+                       for first, last in _runs(full)
+                       if last - first + 1 <= THICKNESS * height + 2]
+    lines: list[tuple[float, int, int]] = []
+    for _, tilt, first, last in sorted(candidates, reverse=True):
+        if not any(_meet(width, (tilt, first, last), line) for line in lines):
+            lines.append((tilt, first, last))
+    return lines
+
+
+def _meet(width: int, line: tuple[float, int, int], other: tuple[float, int, int]) -> bool:
+    """Whether two lines (tilt, first, last) cross or come within a line's width in the image."""
+    def ends(tilt, first, last):
+        middle = (first + last) / 2
+        return np.array([middle - math.tan(tilt) * width / 2, middle + math.tan(tilt) * width / 2])
+
+    apart = ends(*line) - ends(*other)
+    close = max(line[2] - line[1], other[2] - other[1]) + 2
+    return bool(apart[0] * apart[1] <= 0 or np.abs(apart).min() < close)
 
 
 def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
