@@ -39,9 +39,9 @@ def digit_ink(ink: np.ndarray) -> np.ndarray:
     clear of it holds `SEED_SHARE` of as much and spans `DIGIT_EXTENT` of the
     image (not a speck), that one is the digit; patches touching the edge
     with `PART` of its ink or more join it only if smaller and within
-    `EDGE_NEAR` of its size. (A digit that runs off the image on several sides and has a part
-    clear of the edge, a 5's bar, can then be read from that part alone:
-    crop with a margin.)
+    `EDGE_NEAR` of its size. (A digit that runs off the image on several
+    sides, lying along the edge, and has a part clear of it, a 5's bar, can
+    then be read from that part alone: crop with a margin.)
 
     Args:
         ink: boolean mask, shape (H, W), with at least one pixel set.
