@@ -80,6 +80,25 @@ def test_squared_paper_loses_both_kinds_of_line():
     assert _left(erased, page, outside) < 0.03
 
 
+def test_squared_paper_in_a_large_photo_keeps_no_dots_where_lines_cross():
+    # At this size a line's window is many pixels wider than the line, and a
+    # line crossing it reaches the window's edges; before the lines across
+    # were erased a second time, the crossings stayed, as dots that joined
+    # up into a crop of the whole page.
+    shape = (1500, 2000)
+    digit = np.zeros(shape)
+    digit[400:1100, 960:1010] = 200.0
+    page = np.maximum.reduce([digit, _lines(shape, 100, -2.0, width=10.0),
+                              _lines(shape, 100, 2.5, width=10.0, down=True)])
+    erased = without_rules(page, THRESHOLD)
+    assert _kept(erased, page, digit) > 0.995
+    inner = np.zeros(shape, bool)
+    inner[100:-100, 100:-100] = True  # Short ends of lines may stay in the corners.
+    inner[300:1200, 860:1110] = False
+    assert (page[inner] > THRESHOLD).sum() > 100_000
+    assert (erased[inner] > THRESHOLD).sum() == 0
+
+
 def test_a_faint_line_that_the_threshold_sees_in_dashes_is_erased_whole():
     digit = _digit()
     # Lines peaking just above the threshold, under half of it between pixels.

@@ -45,46 +45,60 @@ def without_rules(strength: np.ndarray, threshold: float) -> np.ndarray:
         return strength
     erased = _erase(strength, ink, across)
     # Down the page, the lines across are no longer there to be taken for strokes.
-    return _erase(erased.T, erased.T > FAINT * threshold, down).T
+    erased = _erase(erased.T, erased.T > FAINT * threshold, down).T
+    # Nor, now, the lines down: what the lines across left where they met them goes.
+    return _erase(erased, erased > FAINT * threshold, across)
 
 
-def _lines(ink: np.ndarray) -> list[tuple[np.ndarray, int]]:
+def _lines(ink: np.ndarray) -> list[tuple[np.ndarray, int, float]]:
     """The printed lines across the image: per line, a window of rows around it.
 
-    Each window is (its top row in each column, its height): the line's
-    pooled rows (one more below, see `_find_lines`) and a pooled row and a
-    pixel more on each side.
+    Each window is (its top row in each column, its height, the line's
+    thickness): the line's pooled rows (one more below, see `_find_lines`)
+    and a pooled row and a pixel more on each side; the thickness is its
+    ink per column, in the columns where nothing crosses it (the median).
     """
     count, factor = pooled(ink, WORK_SIZE)
     columns = np.arange(ink.shape[1]) // factor - count.shape[1] / 2
     margin = factor + 1
-    return [((first + np.round(math.tan(tilt) * columns).astype(int)) * factor - margin,
-             (last - first + 2) * factor + 2 * margin)
-            for tilt, first, last in _find_lines(count)]
+    lines = []
+    for tilt, first, last in _find_lines(count):
+        line = ((first + np.round(math.tan(tilt) * columns).astype(int)) * factor - margin,
+                (last - first + 2) * factor + 2 * margin)
+        thickness, crossed = _window_ink(ink, line)
+        alone = thickness[~crossed & (thickness > 0)]
+        if alone.size:
+            lines.append((*line, float(np.median(alone))))
+    return lines
 
 
-def _rows(line: tuple[np.ndarray, int], height: int):
+def _window_ink(ink: np.ndarray, line: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Per column of a line's window: its ink, and whether ink reaches the window's edge."""
+    rows, inside = _rows(line, ink.shape[0])
+    window = ink[rows, np.arange(ink.shape[1])] & inside
+    return window.sum(axis=0), window[0] | window[-1]
+
+
+def _rows(line: tuple, height: int):
     """A line's window as row indices (rows, columns) and which of them are in the image."""
-    top, size = line
+    top, size = line[:2]
     rows = top + np.arange(size)[:, np.newaxis]
     return rows.clip(0, height - 1), (rows >= 0) & (rows < height)
 
 
 def _erase(strength: np.ndarray, ink: np.ndarray, lines: list) -> np.ndarray:
-    """`strength` with each line's window cleared in the columns where only the line is ink."""
+    """`strength` with each line's window cleared in the columns where only the line is ink.
+
+    Ink at the window's edge is a stroke crossing the line, or standing on
+    it (or a line running the other way); more ink than the line has is a
+    stroke ending there.
+    """
     erased = strength.copy()
     column = np.arange(strength.shape[1])
     for line in lines:
+        thickness, crossed = _window_ink(ink, line)
+        clear = ~crossed & (thickness > 0) & (thickness <= line[2] + 1)
         rows, inside = _rows(line, strength.shape[0])
-        window = ink[rows, column] & inside
-        # Ink at the window's edge is a stroke crossing the line, or standing
-        # on it (or a line running the other way); more ink than the line has
-        # in most columns is a stroke's end.
-        thickness = window.sum(axis=0)
-        clear = ~(window[0] | window[-1]) & (thickness > 0)
-        if not clear.any():
-            continue
-        clear &= thickness <= np.median(thickness[clear]) + 1
         cleared = inside & clear
         erased[rows[cleared], np.broadcast_to(column, rows.shape)[cleared]] = 0.0
     return erased
