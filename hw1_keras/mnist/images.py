@@ -116,12 +116,12 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
 
     Steps: invert a light background (and even out uneven light, `paper`),
     erase printed lines across the page (`rules`), crop to the ink (leaving
-    out specks away from the digit), scale the digit
-    into 20x20 keeping its aspect ratio, and center it by center of mass in
-    28x28.
+    out specks, desks and fingers, `patches`), scale the digit into 20x20
+    keeping its aspect ratio, and center it by center of mass in 28x28.
 
     Raises:
-        InputError: the image is blank (no contrast between ink and paper).
+        InputError: the image is blank (no contrast between ink and paper), or
+            shows printed lines and nothing else.
     """
     grey = ink_strength(grey)  # MNIST's white ink on black, even if the light was not.
     contrast = grey.max()

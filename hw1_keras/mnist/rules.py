@@ -65,25 +65,22 @@ def _lines(ink: np.ndarray) -> list[tuple[np.ndarray, int, float]]:
     for tilt, first, last in _find_lines(count):
         line = ((first + np.round(math.tan(tilt) * columns).astype(int)) * factor - margin,
                 (last - first + 2) * factor + 2 * margin)
-        thickness, crossed = _window_ink(ink, line)
+        _, _, thickness, crossed = _window_ink(ink, line)
         alone = thickness[~crossed & (thickness > 0)]
         if alone.size:
             lines.append((*line, float(np.median(alone))))
     return lines
 
 
-def _window_ink(ink: np.ndarray, line: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """Per column of a line's window: its ink, and whether ink reaches the window's edge."""
-    rows, inside = _rows(line, ink.shape[0])
-    window = ink[rows, np.arange(ink.shape[1])] & inside
-    return window.sum(axis=0), window[0] | window[-1]
-
-
-def _rows(line: tuple, height: int):
-    """A line's window as row indices (rows, columns) and which of them are in the image."""
+def _window_ink(ink: np.ndarray, line: tuple):
+    """A line's window: its rows per column (clipped to the image), which are inside the
+    image, and per column its ink and whether ink reaches the window's edge."""
     top, size = line[:2]
     rows = top + np.arange(size)[:, np.newaxis]
-    return rows.clip(0, height - 1), (rows >= 0) & (rows < height)
+    inside = (rows >= 0) & (rows < ink.shape[0])
+    rows = rows.clip(0, ink.shape[0] - 1)
+    window = ink[rows, np.arange(ink.shape[1])] & inside
+    return rows, inside, window.sum(axis=0), window[0] | window[-1]
 
 
 def _erase(strength: np.ndarray, ink: np.ndarray, lines: list) -> np.ndarray:
@@ -96,10 +93,8 @@ def _erase(strength: np.ndarray, ink: np.ndarray, lines: list) -> np.ndarray:
     erased = strength.copy()
     column = np.arange(strength.shape[1])
     for line in lines:
-        thickness, crossed = _window_ink(ink, line)
-        clear = ~crossed & (thickness > 0) & (thickness <= line[2] + 1)
-        rows, inside = _rows(line, strength.shape[0])
-        cleared = inside & clear
+        rows, inside, thickness, crossed = _window_ink(ink, line)
+        cleared = inside & ~crossed & (thickness > 0) & (thickness <= line[2] + 1)
         erased[rows[cleared], np.broadcast_to(column, rows.shape)[cleared]] = 0.0
     return erased
 
