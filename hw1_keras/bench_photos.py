@@ -33,6 +33,7 @@ LIGHTS = {
     "ruled": "ruled paper (turned up to 3 degrees)",
     "squared": "squared paper (turned up to 3 degrees)",
     "desk": "evenly lit, a dark desk along one side",
+    "corner": "evenly lit, a dark desk along two sides",
 }
 DESK = 0.2  # The share of the light a desk reflects (the paper: PAPER).
 LINE = 0.35, 1.5  # Printed lines: their share of the ink's darkness, and width in pixels.
@@ -64,7 +65,7 @@ def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.nd
     elif light == "shadow":
         edge = rng.uniform(-0.2, 0.2)
         lit = 1.0 - 0.45 / (1.0 + np.exp(-(along - edge) / 0.03))
-    elif light in ("even", "speck", "ruled", "squared", "desk"):
+    elif light in ("even", "speck", "ruled", "squared", "desk", "corner"):
         lit = np.ones(PAGE)
     else:
         raise ValueError(f"light {light!r}: expected one of {', '.join(LIGHTS)}")
@@ -78,14 +79,16 @@ def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.nd
         for position, spacing in lines:
             ink = np.maximum(ink, _printed_lines(position, spacing, rng))
     grey = 255.0 * lit * (PAPER - (PAPER - INK) * ink) + rng.normal(0, NOISE, PAGE)
-    if light == "desk":  # Beyond the sheet's edge, on the side with the most room.
+    if light in ("desk", "corner"):  # Beyond the sheet's edges, where there is most room.
         room = {"top": top, "bottom": height - top - size, "left": left,
                 "right": width - left - size}
-        side = max(room, key=room.get)
-        depth = room[side] - 15  # The sheet's edge stays 15 px clear of the digit.
-        desk = {"top": rows < depth, "bottom": rows >= height - depth,
-                "left": columns < depth, "right": columns >= width - depth}[side]
-        grey[desk] = 255.0 * DESK + rng.normal(0, NOISE, int(desk.sum()))
+        sides = ([max(room, key=room.get)] if light == "desk" else
+                 [max(("top", "bottom"), key=room.get), max(("left", "right"), key=room.get)])
+        for side in sides:
+            depth = room[side] - 15  # The sheet's edge stays 15 px clear of the digit.
+            desk = {"top": rows < depth, "bottom": rows >= height - depth,
+                    "left": columns < depth, "right": columns >= width - depth}[side]
+            grey[desk] = 255.0 * DESK + rng.normal(0, NOISE, int(desk.sum()))
     if light == "speck":
         y0, x0 = rng.choice([12, height - 13]), rng.choice([12, width - 13])
         grey[(rows - y0) ** 2 + (columns - x0) ** 2 <= 16] = 40.0

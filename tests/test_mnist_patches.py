@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw1_keras.mnist.patches import NEAR, PART_NEAR, _label, digit_ink
+from hw1_keras.mnist.patches import NEAR, PART_NEAR, digit_ink
 
 
 def _digit_and(patch_at, patch_size):
@@ -39,16 +39,6 @@ def test_patches_join_through_others_near_them():
     for left in range(10, 290, 12):  # A dotted line, each dot near the next only.
         ink[26:34, left:left + 8] = True
     assert digit_ink(ink).sum() == ink.sum()
-
-
-def test_patches_are_8_connected():
-    mask = np.zeros((6, 6), bool)
-    mask[0, 0] = mask[1, 1] = mask[2, 2] = True  # Touching at corners: one patch.
-    mask[5, 5] = True
-    labels = _label(mask)
-    assert labels[0, 0] == labels[1, 1] == labels[2, 2] != labels[5, 5]
-    assert set(np.unique(labels)) == {0, 1, 2}
-    assert set(np.unique(_label(np.ones((4, 4), bool)))) == {1}  # All ink: one patch.
 
 
 def _stroke_digit(shape=(150, 200)):

@@ -14,6 +14,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from hw1_keras.mnist.masks import WORK_SIZE, label
+
+# A photo's border shows a desk beside the page if it shows two surfaces, each
+TWO_SURFACES = 0.1  # this share of the border at least, with at most
+BETWEEN_SURFACES = 0.03  # this share of it in the middle third between their levels,
+ALONG_SIDES = 0.9  # the darker one along this share of a whole side at least,
+STRAIGHT = 0.01  # its edge straight to this share of the image (the page's edge),
+HOLDS_INK = 0.001  # and dark ink over this share of the image clear of the edges (the digit).
 INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
 UNEVEN = 0.1  # The paper's level varies by more than this share of the
 # ink's contrast: the light is uneven.
@@ -27,7 +35,6 @@ CLEAR_OF_INK = 0.04  # ...from pixels this share of the image clear of the other
 CLEAR_SHARE = 0.05  # ...in blocks with at least this share of such pixels.
 INK_VARIES = 0.3  # Clear ink this share of the contrast fainter than the darkest is still ink.
 NOISE_MARGIN = 3.0  # Standard deviations of the camera's noise that are still paper.
-WORK_SIZE = 128  # Light and patches of ink are worked out on the image shrunk to this.
 
 
 def ink_strength(grey: np.ndarray) -> np.ndarray:
@@ -46,8 +53,7 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     Returns:
         Float array of the same shape, >= 0, larger where there is more ink.
     """
-    border = _border(grey)
-    background = float(np.median(border))
+    background = _background(grey)
     dark_ink = background - grey.min() > grey.max() - background
     # Bright ink on dark paper, as MNIST is.
     lifted = background - grey if dark_ink else grey - background
@@ -63,6 +69,79 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     if STROKES_PER_WINDOW * strokes > window:
         strength = _evened(grey, dark_ink, STROKES_PER_WINDOW * strokes)
     return strength
+
+
+def _background(grey: np.ndarray) -> float:
+    """The paper's grey, from the image's border.
+
+    Most of the border is paper, unless the photo shows a desk along two
+    sides or more. Such a border holds two distinct levels with next to
+    nothing between them (light falling across the paper leaves a continuum
+    instead). The lighter one is then the paper if the darker one has a
+    desk's straight edges (`_desk_edges`) and some dark ink lies clear of
+    the image's edges, on the page (`_holds_ink`). A bold chalk digit that
+    runs off a board has curved edges, or no board inside it.
+    """
+    border = _border(grey)
+    level = float(np.median(border))
+    split = _otsu(border)
+    low, high = border[border < split], border[border >= split]
+    if min(low.size, high.size) < TWO_SURFACES * border.size:
+        return level
+    low_level, high_level = float(np.median(low)), float(np.median(high))
+    between = np.abs(border - (low_level + high_level) / 2) < (high_level - low_level) / 6
+    if np.count_nonzero(between) > BETWEEN_SURFACES * border.size:
+        return level
+    desk = grey < split
+    if level >= split or not _desk_edges(desk) or not _holds_ink(desk):
+        return level
+    return high_level
+
+
+def _holds_ink(dark: np.ndarray) -> bool:
+    """Whether some of a dark mask lies clear of the image's edge: ink on the page."""
+    small = shrink(dark.astype(np.float32)) > 0.1  # Thin strokes as well.
+    labels = label(small)
+    at_edge = np.unique(np.concatenate(_sides(labels)))
+    inside = small & ~np.isin(labels, at_edge)
+    return np.count_nonzero(inside) >= HOLDS_INK * small.size
+
+
+def _desk_edges(desk: np.ndarray) -> bool:
+    """Whether a mask looks like a desk around a page: along whole sides, with a straight edge.
+
+    A desk lies along at least one whole side of the photo, and where it
+    meets the page, its edge is straight (tilted, perhaps), across the middle
+    half of every such side. A stroke that runs off the image has a curved
+    edge or leaves a gap in the side.
+    """
+    small = shrink(desk.astype(np.float32)) >= 0.5
+    found = False
+    for side in (small, small[::-1], small.T, small.T[::-1]):  # Rows from each side inward.
+        if side[0].mean() < ALONG_SIDES:
+            continue
+        found = True
+        length = side.shape[1]
+        middle = side[:, length // 4:length - length // 4]
+        position = np.flatnonzero(~middle.all(axis=0))  # Where the page shows.
+        if position.size < 0.25 * middle.shape[1]:
+            return False
+        depth = np.argmin(middle[:, position], axis=0)  # The desk's edge: its first row of page.
+        if not _straight(position, depth, STRAIGHT * side.shape[0]):
+            return False
+    return found
+
+
+def _straight(x: np.ndarray, y: np.ndarray, tolerance: float) -> bool:
+    """Whether points lie on a line to within `tolerance`, but for a quarter of them.
+
+    The quarter that strays furthest from a first fit (where the desk along
+    the next side cuts in) is left out of the second.
+    """
+    residual = np.abs(y - np.polyval(np.polyfit(x, y, 1), x))
+    kept = residual <= np.percentile(residual, 75)
+    residual = np.abs(y - np.polyval(np.polyfit(x[kept], y[kept], 1), x))
+    return np.percentile(residual, 75) <= tolerance
 
 
 def _unevenly_lit(lifted: np.ndarray) -> bool:
