@@ -124,7 +124,7 @@ def _desk_edges(desk: np.ndarray) -> bool:
         length = side.shape[1]
         middle = side[:, length // 4:length - length // 4]
         position = np.flatnonzero(~middle.all(axis=0))  # Where the page shows.
-        if position.size < 0.25 * middle.shape[1]:
+        if position.size < max(8, 0.25 * middle.shape[1]):  # Too little to see a line.
             return False
         depth = np.argmin(middle[:, position], axis=0)  # The desk's edge: its first row of page.
         if not _straight(position, depth, STRAIGHT * side.shape[0]):
