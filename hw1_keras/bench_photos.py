@@ -34,6 +34,7 @@ LIGHTS = {
     "squared": "squared paper (turned up to 3 degrees)",
     "desk": "evenly lit, a dark desk along one side",
     "corner": "evenly lit, a dark desk along two sides",
+    "note": "evenly lit, a note on a dark desk",
 }
 DESK = 0.2  # The share of the light a desk reflects (the paper: PAPER).
 LINE = 0.35, 1.5  # Printed lines: their share of the ink's darkness, and width in pixels.
@@ -65,7 +66,7 @@ def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.nd
     elif light == "shadow":
         edge = rng.uniform(-0.2, 0.2)
         lit = 1.0 - 0.45 / (1.0 + np.exp(-(along - edge) / 0.03))
-    elif light in ("even", "speck", "ruled", "squared", "desk", "corner"):
+    elif light in ("even", "speck", "ruled", "squared", "desk", "corner", "note"):
         lit = np.ones(PAGE)
     else:
         raise ValueError(f"light {light!r}: expected one of {', '.join(LIGHTS)}")
@@ -79,11 +80,13 @@ def photograph(digit: np.ndarray, light: str, rng: np.random.Generator) -> np.nd
         for position, spacing in lines:
             ink = np.maximum(ink, _printed_lines(position, spacing, rng))
     grey = 255.0 * lit * (PAPER - (PAPER - INK) * ink) + rng.normal(0, NOISE, PAGE)
-    if light in ("desk", "corner"):  # Beyond the sheet's edges, where there is most room.
+    if light in ("desk", "corner", "note"):  # Beyond the sheet's edges.
         room = {"top": top, "bottom": height - top - size, "left": left,
                 "right": width - left - size}
-        sides = ([max(room, key=room.get)] if light == "desk" else
-                 [max(("top", "bottom"), key=room.get), max(("left", "right"), key=room.get)])
+        sides = {"desk": [max(room, key=room.get)],  # Where there is most room.
+                 "corner": [max(("top", "bottom"), key=room.get),
+                            max(("left", "right"), key=room.get)],
+                 "note": list(room)}[light]
         for side in sides:
             depth = room[side] - 15  # The sheet's edge stays 15 px clear of the digit.
             desk = {"top": rows < depth, "bottom": rows >= height - depth,

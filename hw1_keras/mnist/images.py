@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
+from hw1_keras.mnist.desk import without_desk
 from hw1_keras.mnist.paper import INK_THRESHOLD, ink_strength, shrink, stroke_width
 from hw1_keras.mnist.patches import digit_ink
 from hw1_keras.mnist.rules import without_rules
@@ -114,7 +115,8 @@ def _wide_grey(grey: np.ndarray) -> np.ndarray:
 def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
     """Normalizes a grey image of one digit like MNIST: uint8 (28, 28), white on black.
 
-    Steps: invert a light background (and even out uneven light, `paper`),
+    Steps: paint over a desk around the page (`desk`), invert a light
+    background (and even out uneven light, `paper`),
     erase printed lines across the page (`rules`), crop to the ink (leaving
     out specks, desks and fingers, `patches`), scale the digit into 20x20
     keeping its aspect ratio, and center it by center of mass in 28x28.
@@ -123,7 +125,8 @@ def to_mnist(grey: np.ndarray, name: str = "image") -> np.ndarray:
         InputError: the image is blank (no contrast between ink and paper), or
             shows printed lines and nothing else.
     """
-    grey = ink_strength(grey)  # MNIST's white ink on black, even if the light was not.
+    grey = ink_strength(without_desk(grey))  # MNIST's white ink on black, even if the
+    # light was not, and not the desk around the page.
     contrast = grey.max()
     if contrast < MIN_CONTRAST:
         raise InputError(f"{name}: the image is blank; expected one dark digit on light paper "

@@ -14,14 +14,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hw1_keras.mnist.masks import WORK_SIZE, label
+from hw1_keras.mnist.masks import WORK_SIZE
 
-# A photo's border shows a desk beside the page if it shows two surfaces, each
-TWO_SURFACES = 0.1  # this share of the border at least, with at most
-BETWEEN_SURFACES = 0.03  # this share of it in the middle third between their levels,
-ALONG_SIDES = 0.9  # the darker one along this share of a whole side at least,
-STRAIGHT = 0.01  # its edge straight to this share of the image (the page's edge),
-HOLDS_INK = 0.001  # and dark ink over this share of the image clear of the edges (the digit).
 INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
 UNEVEN = 0.1  # The paper's level varies by more than this share of the
 # ink's contrast: the light is uneven.
@@ -53,7 +47,7 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     Returns:
         Float array of the same shape, >= 0, larger where there is more ink.
     """
-    background = _background(grey)
+    background = float(np.median(border_pixels(grey)))
     dark_ink = background - grey.min() > grey.max() - background
     # Bright ink on dark paper, as MNIST is.
     lifted = background - grey if dark_ink else grey - background
@@ -71,79 +65,6 @@ def ink_strength(grey: np.ndarray) -> np.ndarray:
     return strength
 
 
-def _background(grey: np.ndarray) -> float:
-    """The paper's grey, from the image's border.
-
-    Most of the border is paper, unless the photo shows a desk along two
-    sides or more. Such a border holds two distinct levels with next to
-    nothing between them (light falling across the paper leaves a continuum
-    instead). The lighter one is then the paper if the darker one has a
-    desk's straight edges (`_desk_edges`) and some dark ink lies clear of
-    the image's edges, on the page (`_holds_ink`). A bold chalk digit that
-    runs off a board has curved edges, or no board inside it.
-    """
-    border = _border(grey)
-    level = float(np.median(border))
-    split = _otsu(border)
-    low, high = border[border < split], border[border >= split]
-    if min(low.size, high.size) < TWO_SURFACES * border.size:
-        return level
-    low_level, high_level = float(np.median(low)), float(np.median(high))
-    between = np.abs(border - (low_level + high_level) / 2) < (high_level - low_level) / 6
-    if np.count_nonzero(between) > BETWEEN_SURFACES * border.size:
-        return level
-    desk = grey < split
-    if level >= split or not _desk_edges(desk) or not _holds_ink(desk):
-        return level
-    return high_level
-
-
-def _holds_ink(dark: np.ndarray) -> bool:
-    """Whether some of a dark mask lies clear of the image's edge: ink on the page."""
-    small = shrink(dark.astype(np.float32)) > 0.1  # Thin strokes as well.
-    labels = label(small)
-    at_edge = np.unique(np.concatenate(_sides(labels)))
-    inside = small & ~np.isin(labels, at_edge)
-    return np.count_nonzero(inside) >= HOLDS_INK * small.size
-
-
-def _desk_edges(desk: np.ndarray) -> bool:
-    """Whether a mask looks like a desk around a page: along whole sides, with a straight edge.
-
-    A desk lies along at least one whole side of the photo, and where it
-    meets the page, its edge is straight (tilted, perhaps), across the middle
-    half of every such side. A stroke that runs off the image has a curved
-    edge or leaves a gap in the side.
-    """
-    small = shrink(desk.astype(np.float32)) >= 0.5
-    found = False
-    for side in (small, small[::-1], small.T, small.T[::-1]):  # Rows from each side inward.
-        if side[0].mean() < ALONG_SIDES:
-            continue
-        found = True
-        length = side.shape[1]
-        middle = side[:, length // 4:length - length // 4]
-        position = np.flatnonzero(~middle.all(axis=0))  # Where the page shows.
-        if position.size < max(8, 0.25 * middle.shape[1]):  # Too little to see a line.
-            return False
-        depth = np.argmin(middle[:, position], axis=0)  # The desk's edge: its first row of page.
-        if not _straight(position, depth, STRAIGHT * side.shape[0]):
-            return False
-    return found
-
-
-def _straight(x: np.ndarray, y: np.ndarray, tolerance: float) -> bool:
-    """Whether points lie on a line to within `tolerance`, but for a quarter of them.
-
-    The quarter that strays furthest from a first fit (where the desk along
-    the next side cuts in) is left out of the second.
-    """
-    residual = np.abs(y - np.polyval(np.polyfit(x, y, 1), x))
-    kept = residual <= np.percentile(residual, 75)
-    residual = np.abs(y - np.polyval(np.polyfit(x[kept], y[kept], 1), x))
-    return np.percentile(residual, 75) <= tolerance
-
-
 def _unevenly_lit(lifted: np.ndarray) -> bool:
     """Whether the paper's level varies across an image of bright ink on dark paper.
 
@@ -159,7 +80,7 @@ def _unevenly_lit(lifted: np.ndarray) -> bool:
     """
     small = shrink(lifted)
     half = max(1, round(CLEAR_OF_INK * max(small.shape)))
-    paper = small < _otsu(small)
+    paper = small < otsu(small)
     papers, inks = (_clear_levels(small, side, half) for side in (paper, ~paper))
     if not papers and not inks:
         return False
@@ -173,7 +94,7 @@ def _unevenly_lit(lifted: np.ndarray) -> bool:
 
 def _clear_levels(image: np.ndarray, side: np.ndarray, half: int) -> list[float]:
     """Median grey of `side`'s pixels `half` clear of the rest, per block with enough of them."""
-    clear = _window(np.pad(side.astype(np.float32), half, mode="edge"), np.min, half) > 0
+    clear = window_reduce(np.pad(side.astype(np.float32), half, mode="edge"), np.min, half) > 0
     rows = np.array_split(np.arange(image.shape[0]), min(LIGHT_BLOCKS, image.shape[0]))
     columns = np.array_split(np.arange(image.shape[1]), min(LIGHT_BLOCKS, image.shape[1]))
     levels = []
@@ -185,7 +106,7 @@ def _clear_levels(image: np.ndarray, side: np.ndarray, half: int) -> list[float]
     return levels
 
 
-def _otsu(image: np.ndarray) -> float:
+def otsu(image: np.ndarray) -> float:
     """The grey that best splits an image in two (Otsu 1979: most variance between)."""
     counts, edges = np.histogram(image, 64)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -214,10 +135,10 @@ def _noise(grey: np.ndarray) -> float:
     Neighbours differ by noise (times the square root of 2) and, rarely, by an
     edge; the median absolute difference ignores the edges.
     """
-    sides = [side for side in _sides(grey) if side.size > 1]
-    if not sides:
+    lines = [side for side in sides(grey) if side.size > 1]
+    if not lines:
         return 0.0
-    steps = np.abs(np.concatenate([np.diff(side) for side in sides]))
+    steps = np.abs(np.concatenate([np.diff(side) for side in lines]))
     return float(1.4826 * np.median(steps) / np.sqrt(2.0))
 
 
@@ -236,13 +157,13 @@ def stroke_width(digit: np.ndarray, threshold: float = INK_THRESHOLD) -> float:
     return 2.0 * np.count_nonzero(ink) / max(edge, 1)
 
 
-def _sides(image: np.ndarray) -> tuple[np.ndarray, ...]:
+def sides(image: np.ndarray) -> tuple[np.ndarray, ...]:
     """The image's top, bottom, left and right rows of pixels."""
     return image[0], image[-1], image[:, 0], image[:, -1]
 
 
-def _border(image: np.ndarray) -> np.ndarray:
-    return np.concatenate(_sides(image))
+def border_pixels(image: np.ndarray) -> np.ndarray:
+    return np.concatenate(sides(image))
 
 
 def _paper_level(grey: np.ndarray, window: float) -> np.ndarray:
@@ -257,12 +178,12 @@ def _paper_level(grey: np.ndarray, window: float) -> np.ndarray:
     # Beyond the edges the paper goes on as it was going (an odd reflection):
     # else an opening flattens a vignette's dark corners and leaves them as ink.
     padded = np.pad(small, 2 * half, mode="reflect", reflect_type="odd")
-    level = _window(_window(padded, np.min, half), np.max, half)
+    level = window_reduce(window_reduce(padded, np.min, half), np.max, half)
     return np.asarray(Image.fromarray(level.astype(np.float32), mode="F")
                       .resize(grey.shape[::-1], Image.Resampling.BILINEAR))
 
 
-def _window(image: np.ndarray, reduce, half: int) -> np.ndarray:
+def window_reduce(image: np.ndarray, reduce, half: int) -> np.ndarray:
     """`reduce` (min or max) over each (2 half + 1)-square window that fits.
 
     A square's minimum is its rows' minimum of its columns' minima, so two

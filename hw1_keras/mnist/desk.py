@@ -1,0 +1,161 @@
+"""A desk around the page: painted over before the ink is told from the paper.
+
+A photo of a sheet's corner, or of a note lying on a desk, shows the desk
+along two sides or more. Its border, which `paper` takes for the paper, is
+then mostly desk, and the desk would be read as paper and the sheet as ink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from hw1_keras.mnist.masks import label
+from hw1_keras.mnist.paper import border_pixels, otsu, shrink, sides, stroke_width, window_reduce
+
+# Where most of the border is darker than the image's lighter surface, the two
+# are a desk and the page if at most this share of the border lies between
+BETWEEN_SURFACES = 0.03  # their levels (in the middle third), dark ink over
+HOLDS_INK = 0.001  # this share of the image lies on the page, clear of the edges,
+NARROW = 0.4  # in strokes (at most this share of their length wide, see `_strokes`;
+NARROW_INSIDE = 0.25  # this share on a page inside the image),
+ALONG_SIDES = 0.9  # and the desk lies along this share of a whole side at least
+STRAIGHT = 0.01  # with an edge straight to this share of the image, or, where
+WIDE = 0.4  # the page lies inside the image, it holds a square this share of
+MOSTLY = 0.8  # the shorter side across and this share page, and with its ink
+CONVEX = 0.9  # fills this share of its convex hull.
+
+
+def without_desk(grey: np.ndarray) -> np.ndarray:
+    """The image with a desk around the page painted over in the paper's grey.
+
+    The paper is what most of the border shows, unless the photo shows a
+    desk along two sides or more: a sheet's corner, or a note lying on the
+    desk. Then most of the border is darker than the image's lighter
+    surface, with next to nothing between their levels (light falling
+    across the paper leaves a continuum instead), and the lighter surface is
+    a page, not a bold light stroke, if dark ink lies on it clear of the
+    image's edges (the digit), and either it reaches the edges and the
+    darker surface meets it in straight lines (`_desk_edges`; a stroke's
+    edges are curved), or it lies inside the image and is wide (`_wide`).
+    """
+    border = border_pixels(grey)
+    small = shrink(grey)
+    split = otsu(small)
+    if np.median(border) >= split:
+        return grey
+    page = small >= split
+    labels = label(~page)
+    desk = np.isin(labels, np.unique(np.concatenate(sides(labels)))) & ~page
+    if not _strokes(~page & ~desk, NARROW):
+        return grey
+    dark, paper = float(np.median(border[border < split])), float(np.median(small[page]))
+    between = np.abs(border - (dark + paper) / 2) < (paper - dark) / 6
+    if np.count_nonzero(between) > BETWEEN_SURFACES * border.size:
+        return grey
+    if np.concatenate(sides(page)).any():  # The page reaches the image's edges.
+        if not _desk_edges(desk):
+            return grey
+    elif (not _wide(page) or _convex_share(~desk) < CONVEX  # A note lying on the desk,
+          or not _strokes(~page & ~desk, NARROW_INSIDE)):  # or a bold light digit?
+        return grey
+    # A pixel more, for the soft edge between desk and page.
+    desk = window_reduce(np.pad(desk.astype(np.float32), 1), np.max, 1) > 0
+    desk = np.asarray(Image.fromarray(desk.astype(np.uint8)).resize(grey.shape[::-1],
+                                                                    Image.Resampling.NEAREST))
+    return np.where(desk > 0, paper, grey)
+
+
+def _convex_share(mask: np.ndarray) -> float:
+    """The share of its convex hull that a mask fills (1 for a page, less for a digit).
+
+    The hull of the mask's pixel corners, by Andrew's monotone chain.
+    """
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        return 0.0
+    corners = {(r + dr, c + dc) for r, c in zip(rows.tolist(), columns.tolist())
+               for dr in (0, 1) for dc in (0, 1)
+               if not (0 < r + dr < mask.shape[0] and 0 < c + dc < mask.shape[1])
+               or not mask[r + dr - 1:r + dr + 1, c + dc - 1:c + dc + 1].all()}
+    points = sorted(corners)
+
+    def half(points):
+        hull = []
+        for point in points:
+            while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (point[1] - hull[-2][1])
+                                      - (hull[-1][1] - hull[-2][1]) * (point[0] - hull[-2][0])) <= 0:
+                hull.pop()
+            hull.append(point)
+        return hull[:-1]
+
+    hull = np.array(half(points) + half(points[::-1]), dtype=np.float64)
+    area = 0.5 * abs(np.dot(hull[:, 0], np.roll(hull[:, 1], 1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], 1)))
+    return rows.size / area if area else 0.0
+
+
+def _strokes(ink: np.ndarray, narrow: float) -> bool:
+    """Whether a mask's largest patch is pen strokes, not a blob (a bold 0's hole).
+
+    Strokes are narrow for their length: at most `narrow` of the patch's
+    size wide (`stroke_width`). The patch must hold `HOLDS_INK` of the image.
+    """
+    patches = label(ink)
+    sizes = np.bincount(patches.ravel())[1:]
+    if sizes.size == 0 or sizes.max() < HOLDS_INK * ink.size:
+        return False
+    patch = patches == 1 + int(sizes.argmax())
+    rows, columns = np.flatnonzero(patch.any(axis=1)), np.flatnonzero(patch.any(axis=0))
+    box = patch[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
+    return stroke_width(box.astype(np.float32)) <= narrow * max(box.shape)
+
+
+def _wide(mask: np.ndarray) -> bool:
+    """Whether some square `WIDE` of the image's shorter side across is mostly in a mask.
+
+    Mostly (`MOSTLY`), since the page's square holds the digit's strokes.
+    """
+    size = round(WIDE * min(mask.shape))
+    if size < 1:
+        return False
+    total = np.pad(mask.astype(np.float64), ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
+    share = (total[size:, size:] - total[:-size, size:] - total[size:, :-size]
+             + total[:-size, :-size]) / size ** 2
+    return bool(share.max() >= MOSTLY)
+
+
+def _desk_edges(desk: np.ndarray) -> bool:
+    """Whether a mask looks like a desk around a page: along whole sides, with a straight edge.
+
+    A desk lies along at least one whole side of the photo, and where it
+    meets the page, its edge is straight (tilted, perhaps), across the middle
+    half of every such side. A stroke that runs off the image has a curved
+    edge or leaves a gap in the side.
+    """
+    small = shrink(desk.astype(np.float32)) >= 0.5
+    found = False
+    for side in (small, small[::-1], small.T, small.T[::-1]):  # Rows from each side inward.
+        if side[0].mean() < ALONG_SIDES:
+            continue
+        found = True
+        length = side.shape[1]
+        middle = side[:, length // 4:length - length // 4]
+        position = np.flatnonzero(~middle.all(axis=0))  # Where the page shows.
+        if position.size < max(8, 0.25 * middle.shape[1]):  # Too little to see a line.
+            return False
+        depth = np.argmin(middle[:, position], axis=0)  # The desk's edge: its first row of page.
+        if not _straight(position, depth, STRAIGHT * side.shape[0]):
+            return False
+    return found
+
+
+def _straight(x: np.ndarray, y: np.ndarray, tolerance: float) -> bool:
+    """Whether points lie on a line to within `tolerance`, but for a quarter of them.
+
+    The quarter that strays furthest from a first fit (where the desk along
+    the next side cuts in) is left out of the second.
+    """
+    residual = np.abs(y - np.polyval(np.polyfit(x, y, 1), x))
+    kept = residual <= np.percentile(residual, 75)
+    residual = np.abs(y - np.polyval(np.polyfit(x[kept], y[kept], 1), x))
+    return np.percentile(residual, 75) <= tolerance

@@ -1,0 +1,89 @@
+"""A desk around the page is painted over; bold light digits are not taken for a page."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from hw1_keras.mnist.desk import without_desk
+from hw1_keras.mnist.images import to_mnist
+from hw1_keras.mnist.paper import ink_strength
+
+
+@pytest.mark.parametrize("sides", [("bottom", "left"), ("top", "bottom"), ("top", "left", "right")])
+def test_a_desk_along_several_sides_is_not_taken_for_the_paper(sides):
+    # Most of the border is desk, so the border alone says "dark paper, light
+    # ink"; the page covers more of the image, and the desk's edges are straight.
+    rows, columns = np.mgrid[0:300, 0:400]
+    page = np.full((300, 400), 230.0)
+    page[100:200, 190:196] = 25.0  # A stroke on the page.
+    desk = {"top": rows < 40 + 0.1 * columns, "bottom": rows >= 250 - 0.05 * columns,
+            "left": columns < 40 + 0.1 * rows, "right": columns >= 360}
+    for side in sides:
+        page[desk[side]] = 50.0
+    page += np.random.default_rng(0).normal(0, 3, page.shape)
+    strength = ink_strength(without_desk(page))
+    assert strength[100:200, 190:196].mean() > 150  # The stroke is ink...
+    assert np.median(strength[130:170, 250:300]) == 0  # ...and the page is paper.
+
+
+def test_a_bold_chalk_0_running_off_the_image_is_not_taken_for_the_paper():
+    # Light ink covers most of the image, with dark board inside it (the 0's
+    # counter, as a digit on a page would be), and the board lies along the
+    # whole top side, as a desk would; but its edge there is curved, a
+    # stroke's, not a desk's. Without that test the chalk was read as paper.
+    rows, columns = np.mgrid[0:300, 0:300]
+    distance = np.hypot(rows - 170, columns - 150)
+    board = np.where((distance <= 165) & (distance > 60), 230.0, 25.0)
+    strength = ink_strength(without_desk(board))
+    assert strength[170, 40] > 150 and strength[0, 150] == 0 and strength[170, 150] == 0
+
+
+def test_a_bold_chalk_bar_across_the_image_is_not_taken_for_the_paper():
+    # The board lies along two whole sides with straight edges, like a desk,
+    # and the chalk covers 60% of the image; but no dark ink lies on the
+    # chalk, as a digit's would on a page.
+    board = np.full((300, 400), 25.0)
+    board[:, 80:320] = 230.0
+    strength = ink_strength(without_desk(board))
+    assert strength[150, 200] > 150 and strength[150, 40] == 0
+
+
+@pytest.mark.parametrize("turn", [0.0, 12.0])
+def test_a_note_lying_on_a_desk_is_read_on_its_paper(turn):
+    # The desk fills the whole border; the note lies inside the image.
+    rows, columns = np.mgrid[0:300, 0:400].astype(float)
+    angle = np.radians(turn)
+    across = np.cos(angle) * (columns - 200) + np.sin(angle) * (rows - 150)
+    down = -np.sin(angle) * (columns - 200) + np.cos(angle) * (rows - 150)
+    photo = np.where((np.abs(across) < 90) & (np.abs(down) < 90), 230.0, 50.0)
+    photo[110:190, 197:203] = 25.0  # A stroke on the note.
+    photo += np.random.default_rng(0).normal(0, 3, photo.shape)
+    strength = ink_strength(without_desk(photo))
+    assert strength[110:190, 197:203].mean() > 150
+    assert np.median(strength[:, :60]) == 0  # The desk is paper now, not ink.
+
+
+def test_bold_mnist_digits_are_not_taken_for_a_note_on_a_desk(mnist_file):
+    # White on black with the black all round, like a note on a desk: these
+    # bold 0s and 8s fill most of their convex hull, and their holes are
+    # narrow; they were read as notes by a looser test (2026-11-28).
+    with np.load(mnist_file) as archive:
+        digits = archive["x_test"][[2649, 5960, 6150, 6154, 6391]].astype(np.float32)
+    for digit in digits:
+        np.testing.assert_array_equal(without_desk(digit), digit)
+
+
+@pytest.mark.parametrize("shape", [(3, 3), (5, 5), (6, 60)])
+def test_a_tiny_image_with_a_desk_like_border_prepares_without_warnings(shape):
+    # A dark band along two sides and a dot: too few pixels to show a
+    # desk's straight edge, where a line fitted to 1-3 points made numpy warn.
+    image = np.full(shape, 230.0)
+    image[:, :max(1, shape[1] // 3)] = 20.0
+    image[-1, :] = 20.0
+    image[0, -1] = 20.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert to_mnist(image).shape == (28, 28)
