@@ -76,6 +76,32 @@ def test_bold_mnist_digits_are_not_taken_for_a_note_on_a_desk(mnist_file):
         np.testing.assert_array_equal(without_desk(digit), digit)
 
 
+def _shadowed_page(edge_width, stroke_in_shadow):
+    """A page with a stroke in the light, under a straight-edged shadow over two sides."""
+    rows, columns = np.mgrid[0:300, 0:400].astype(float)
+    along = columns + 0.3 * rows - 200  # The shadow's edge, turned a little.
+    shade = along > 0 if edge_width == 0 else 1.0 / (1.0 + np.exp(-along / edge_width))
+    light = 1.0 - 0.6 * shade
+    reflected = np.full((300, 400), 0.9)
+    reflected[100:200, 80:86] = 0.1
+    if stroke_in_shadow:
+        reflected[60:140, 330:336] = 0.1
+    return 255.0 * light * reflected + np.random.default_rng(0).normal(0, 3, (300, 400))
+
+
+def test_a_soft_shadow_with_straight_edges_is_not_taken_for_a_desk():
+    # Its edge leaves a continuum of greys on the border, as light falling
+    # across the page does; a desk's edge is sharp.
+    photo = _shadowed_page(edge_width=10, stroke_in_shadow=False)
+    np.testing.assert_array_equal(without_desk(photo), photo)
+
+
+def test_a_sharp_shadow_holding_a_stroke_is_not_painted_over():
+    # As sharp as a desk's edge, but a stroke lies in it: paper, not a bare desk.
+    photo = _shadowed_page(edge_width=0, stroke_in_shadow=True)
+    np.testing.assert_array_equal(without_desk(photo), photo)
+
+
 @pytest.mark.parametrize("shape", [(3, 3), (5, 5), (6, 60)])
 def test_a_tiny_image_with_a_desk_like_border_prepares_without_warnings(shape):
     # A dark band along two sides and a dot: too few pixels to show a

@@ -15,7 +15,7 @@ from hw1_keras.mnist.paper import border_pixels, otsu, shrink, sides, stroke_wid
 
 # Where most of the border is darker than the image's lighter surface, the two
 # are a desk and the page if at most this share of the border lies between
-BETWEEN_SURFACES = 0.03  # their levels (in the middle third), dark ink over
+BETWEEN_SURFACES = 0.015  # their levels (in the middle third), dark ink over
 HOLDS_INK = 0.001  # this share of the image lies on the page, clear of the edges,
 NARROW = 0.4  # in strokes (at most this share of their length wide, see `_strokes`;
 NARROW_INSIDE = 0.25  # this share on a page inside the image),
@@ -23,7 +23,9 @@ ALONG_SIDES = 0.9  # and the desk lies along this share of a whole side at least
 STRAIGHT = 0.01  # with an edge straight to this share of the image, or, where
 WIDE = 0.4  # the page lies inside the image, it holds a square this share of
 MOSTLY = 0.8  # the shorter side across and this share page, and with its ink
-CONVEX = 0.9  # fills this share of its convex hull.
+CONVEX = 0.9  # fills this share of its convex hull, and the desk is bare: at most
+BARE = 0.005  # this share of it darker than its level by more than
+DESK_SPREAD = 3.0  # this many standard deviations and a tenth of the contrast.
 
 
 def without_desk(grey: np.ndarray) -> np.ndarray:
@@ -33,11 +35,13 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     desk along two sides or more: a sheet's corner, or a note lying on the
     desk. Then most of the border is darker than the image's lighter
     surface, with next to nothing between their levels (light falling
-    across the paper leaves a continuum instead), and the lighter surface is
-    a page, not a bold light stroke, if dark ink lies on it clear of the
-    image's edges (the digit), and either it reaches the edges and the
-    darker surface meets it in straight lines (`_desk_edges`; a stroke's
-    edges are curved), or it lies inside the image and is wide (`_wide`).
+    across the paper, or a soft shadow, leaves a continuum instead). The
+    lighter surface is a page, not a bold light stroke, if pen strokes lie
+    on it clear of the image's edges (`_strokes`) and either it reaches the
+    edges and the darker surface meets it in straight lines (`_desk_edges`;
+    a stroke's edges are curved) or it lies inside the image, wide (`_wide`)
+    and convex (`_convex_share`). A desk is bare: paper in a sharp shadow
+    holds strokes and is left to `paper` to even out.
     """
     border = border_pixels(grey)
     small = shrink(grey)
@@ -59,6 +63,11 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     elif (not _wide(page) or _convex_share(~desk) < CONVEX  # A note lying on the desk,
           or not _strokes(~page & ~desk, NARROW_INSIDE)):  # or a bold light digit?
         return grey
+    # A desk is bare: paper in a shadow with straight edges has strokes in it.
+    level = np.median(small[desk])
+    spread = 1.4826 * np.median(np.abs(small[desk] - level))
+    if np.mean(small[desk] < level - DESK_SPREAD * spread - 0.1 * (paper - dark)) > BARE:
+        return grey
     # A pixel more, for the soft edge between desk and page.
     desk = window_reduce(np.pad(desk.astype(np.float32), 1), np.max, 1) > 0
     desk = np.asarray(Image.fromarray(desk.astype(np.uint8)).resize(grey.shape[::-1],
@@ -67,31 +76,30 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
 
 
 def _convex_share(mask: np.ndarray) -> float:
-    """The share of its convex hull that a mask fills (1 for a page, less for a digit).
-
-    The hull of the mask's pixel corners, by Andrew's monotone chain.
-    """
-    rows, columns = np.nonzero(mask)
+    """The share of its convex hull that a mask fills: 1 for a page, less for a digit."""
+    inner = window_reduce(np.pad(mask, 1), np.min, 1)
+    rows, columns = np.nonzero(mask & ~inner)  # The hull's corners are its edge pixels'.
     if rows.size == 0:
         return 0.0
-    corners = {(r + dr, c + dc) for r, c in zip(rows.tolist(), columns.tolist())
-               for dr in (0, 1) for dc in (0, 1)
-               if not (0 < r + dr < mask.shape[0] and 0 < c + dc < mask.shape[1])
-               or not mask[r + dr - 1:r + dr + 1, c + dc - 1:c + dc + 1].all()}
-    points = sorted(corners)
+    points = sorted(set(zip(np.concatenate([rows, rows, rows + 1, rows + 1]).tolist(),
+                            np.concatenate([columns, columns + 1, columns, columns + 1]).tolist())))
+    y, x = np.array(_half_hull(points) + _half_hull(points[::-1]), dtype=np.float64).T
+    area = 0.5 * abs(np.dot(y, np.roll(x, 1)) - np.dot(x, np.roll(y, 1)))  # The shoelace formula.
+    return np.count_nonzero(mask) / area if area else 0.0
 
-    def half(points):
-        hull = []
-        for point in points:
-            while len(hull) >= 2 and ((hull[-1][0] - hull[-2][0]) * (point[1] - hull[-2][1])
-                                      - (hull[-1][1] - hull[-2][1]) * (point[0] - hull[-2][0])) <= 0:
-                hull.pop()
-            hull.append(point)
-        return hull[:-1]
 
-    hull = np.array(half(points) + half(points[::-1]), dtype=np.float64)
-    area = 0.5 * abs(np.dot(hull[:, 0], np.roll(hull[:, 1], 1)) - np.dot(hull[:, 1], np.roll(hull[:, 0], 1)))
-    return rows.size / area if area else 0.0
+def _half_hull(points: list) -> list:
+    """Andrew's monotone chain over sorted points: the hull's side from the first to the last."""
+    hull: list = []
+    for point in points:
+        while len(hull) >= 2 and _cross(hull[-2], hull[-1], point) <= 0:
+            hull.pop()
+        hull.append(point)
+    return hull[:-1]
+
+
+def _cross(origin, a, b) -> float:
+    return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
 
 
 def _strokes(ink: np.ndarray, narrow: float) -> bool:
