@@ -51,7 +51,8 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     page = small >= split
     labels = label(~page)
     desk = np.isin(labels, np.unique(np.concatenate(sides(labels)))) & ~page
-    if not _strokes(~page & ~desk, NARROW):
+    ink = ~page & ~desk
+    if not _strokes(ink, NARROW):
         return grey
     dark, paper = float(np.median(border[border < split])), float(np.median(small[page]))
     between = np.abs(border - (dark + paper) / 2) < (paper - dark) / 6
@@ -61,10 +62,9 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
         if not _desk_edges(desk):
             return grey
     elif (not _wide(page) or _convex_share(~desk) < CONVEX  # A note lying on the desk,
-          or not _strokes(~page & ~desk, NARROW_INSIDE)):  # or a bold light digit?
+          or not _strokes(ink, NARROW_INSIDE)):  # or a bold light digit?
         return grey
-    # A desk is bare: paper in a shadow with straight edges has strokes in it.
-    level = np.median(small[desk])
+    level = np.median(small[desk])  # A bare desk, not paper in a shadow holding strokes.
     spread = 1.4826 * np.median(np.abs(small[desk] - level))
     if np.mean(small[desk] < level - DESK_SPREAD * spread - 0.1 * (paper - dark)) > BARE:
         return grey
@@ -140,9 +140,8 @@ def _desk_edges(desk: np.ndarray) -> bool:
     half of every such side. A stroke that runs off the image has a curved
     edge or leaves a gap in the side.
     """
-    small = shrink(desk.astype(np.float32)) >= 0.5
     found = False
-    for side in (small, small[::-1], small.T, small.T[::-1]):  # Rows from each side inward.
+    for side in (desk, desk[::-1], desk.T, desk.T[::-1]):  # Rows from each side inward.
         if side[0].mean() < ALONG_SIDES:
             continue
         found = True
