@@ -13,19 +13,20 @@ from PIL import Image
 from hw1_keras.mnist.masks import label
 from hw1_keras.mnist.paper import border_pixels, otsu, shrink, sides, stroke_width, window_reduce
 
-# Where most of the border is darker than the image's lighter surface, the two
-# are a desk and the page if at most this share of the border lies between
-BETWEEN_SURFACES = 0.015  # their levels (in the middle third), dark ink over
-HOLDS_INK = 0.001  # this share of the image lies on the page, clear of the edges,
-NARROW = 0.4  # in strokes (at most this share of their length wide, see `_strokes`;
-NARROW_INSIDE = 0.25  # this share on a page inside the image),
-ALONG_SIDES = 0.9  # and the desk lies along this share of a whole side at least
-STRAIGHT = 0.01  # with an edge straight to this share of the image, or, where
-WIDE = 0.4  # the page lies inside the image, it holds a square this share of
-MOSTLY = 0.8  # the shorter side across and this share page, and with its ink
-CONVEX = 0.9  # fills this share of its convex hull, and the desk is bare: at most
-BARE = 0.005  # this share of it darker than its level by more than
-DESK_SPREAD = 3.0  # this many standard deviations and a tenth of the contrast.
+# Most of the border, darker than the page, is a desk if, all of:
+BETWEEN_SURFACES = 0.015  # at most this share of the border lies between the two levels
+# (in the middle third); a soft shadow's edge or light falling across a page leaves more;
+HOLDS_INK = 0.001  # pen strokes cover this share of the image on the page, clear of its edges,
+NARROW = 0.4  # at most this share of their length wide (`_strokes`; a bold 0's hole is wider);
+BARE = 0.005  # at most this share of the desk is darker than its level by more than
+DESK_SPREAD = 3.0  # this many standard deviations and a tenth of the contrast (ink in a shadow);
+# and, where the page reaches the image's edges:
+ALONG_SIDES = 0.9  # the desk covers this share of a whole side at least, and meets the page in a
+STRAIGHT = 0.01  # line straight to this share of the image; or, where the page lies inside:
+WIDE = 0.4  # a square this share of the shorter side across is
+MOSTLY = 0.8  # this share page,
+RECTANGLE = 0.9  # the page fills this share of a rectangle around it, and its strokes are
+NARROW_INSIDE = 0.25  # at most this share of their length wide (a bold 0's slit of a hole is not).
 
 
 def without_desk(grey: np.ndarray) -> np.ndarray:
@@ -40,7 +41,7 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     on it clear of the image's edges (`_strokes`) and either it reaches the
     edges and the darker surface meets it in straight lines (`_desk_edges`;
     a stroke's edges are curved) or it lies inside the image, wide (`_wide`)
-    and convex (`_convex_share`). A desk is bare: paper in a sharp shadow
+    and rectangular (`_rectangle_share`). A desk is bare: paper in a sharp shadow
     holds strokes and is left to `paper` to even out.
     """
     border = border_pixels(grey)
@@ -61,7 +62,7 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     if np.concatenate(sides(page)).any():  # The page reaches the image's edges.
         if not _desk_edges(desk):
             return grey
-    elif (not _wide(page) or _convex_share(~desk) < CONVEX  # A note lying on the desk,
+    elif (not _wide(page) or _rectangle_share(~desk) < RECTANGLE  # A note on the desk,
           or not _strokes(ink, NARROW_INSIDE)):  # or a bold light digit?
         return grey
     level = np.median(small[desk])  # A bare desk, not paper in a shadow holding strokes.
@@ -72,20 +73,28 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     desk = window_reduce(np.pad(desk.astype(np.float32), 1), np.max, 1) > 0
     desk = np.asarray(Image.fromarray(desk.astype(np.uint8)).resize(grey.shape[::-1],
                                                                     Image.Resampling.NEAREST))
-    return np.where(desk > 0, paper, grey)
+    return np.where(desk > 0, paper, grey).astype(grey.dtype, copy=False)
 
 
-def _convex_share(mask: np.ndarray) -> float:
-    """The share of its convex hull that a mask fills: 1 for a page, less for a digit."""
+def _rectangle_share(mask: np.ndarray) -> float:
+    """The share of the smallest rectangle around it, at any angle, that a mask fills.
+
+    About 1 for a page, however turned; pi/4 for an ellipse (a bold 0), less
+    for other digits. The smallest rectangle has a side along an edge of the
+    mask's convex hull (Freeman and Shapira 1975), so each edge is tried.
+    """
     inner = window_reduce(np.pad(mask, 1), np.min, 1)
     rows, columns = np.nonzero(mask & ~inner)  # The hull's corners are its edge pixels'.
     if rows.size == 0:
         return 0.0
     points = sorted(set(zip(np.concatenate([rows, rows, rows + 1, rows + 1]).tolist(),
                             np.concatenate([columns, columns + 1, columns, columns + 1]).tolist())))
-    y, x = np.array(_half_hull(points) + _half_hull(points[::-1]), dtype=np.float64).T
-    area = 0.5 * abs(np.dot(y, np.roll(x, 1)) - np.dot(x, np.roll(y, 1)))  # The shoelace formula.
-    return np.count_nonzero(mask) / area if area else 0.0
+    hull = np.array(_half_hull(points) + _half_hull(points[::-1]), dtype=np.float64)
+    edges = np.roll(hull, -1, axis=0) - hull
+    along = edges / np.linalg.norm(edges, axis=1, keepdims=True)
+    across = np.stack([-along[:, 1], along[:, 0]], axis=1)
+    spans = [np.ptp(hull @ direction.T, axis=0) for direction in (along, across)]
+    return np.count_nonzero(mask) / float((spans[0] * spans[1]).min())
 
 
 def _half_hull(points: list) -> list:
