@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hw1_keras.mnist.masks import label
+from hw1_keras.mnist.masks import box, label
 from hw1_keras.mnist.paper import border_pixels, otsu, shrink, sides, stroke_width, window_reduce
 
 # Most of the border, darker than the page, is a desk if, all of:
 BETWEEN_SURFACES = 0.015  # at most this share of the border lies between the two levels
 # (in the middle third); a soft shadow's edge or light falling across a page leaves more;
 HOLDS_INK = 0.001  # pen strokes cover this share of the image on the page, clear of its edges,
-NARROW = 0.4  # at most this share of their length wide (`_strokes`; a bold 0's hole is wider);
+NARROW = 0.4  # at most this share of their length wide (`_stroke`; a bold 0's hole is wider);
 BARE = 0.005  # at most this share of the desk is darker than its level by more than
 DESK_SPREAD = 3.0  # this many standard deviations and a tenth of the contrast (ink in a shadow);
 # and, where the page reaches the image's edges:
@@ -38,7 +38,7 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     surface, with next to nothing between their levels (light falling
     across the paper, or a soft shadow, leaves a continuum instead). The
     lighter surface is a page, not a bold light stroke, if pen strokes lie
-    on it clear of the image's edges (`_strokes`) and either it reaches the
+    on it clear of the image's edges (`_stroke`) and either it reaches the
     edges and the darker surface meets it in straight lines (`_desk_edges`;
     a stroke's edges are curved) or it lies inside the image, wide (`_wide`)
     and rectangular (`_rectangle_share`). A desk is bare: paper in a sharp shadow
@@ -52,8 +52,8 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
     page = small >= split
     labels = label(~page)
     desk = np.isin(labels, np.unique(np.concatenate(sides(labels)))) & ~page
-    ink = ~page & ~desk
-    if not _strokes(ink, NARROW):
+    stroke = _stroke(~page & ~desk)
+    if stroke is None or stroke[0] > NARROW * stroke[1]:
         return grey
     dark, paper = float(np.median(border[border < split])), float(np.median(small[page]))
     between = np.abs(border - (dark + paper) / 2) < (paper - dark) / 6
@@ -63,7 +63,7 @@ def without_desk(grey: np.ndarray) -> np.ndarray:
         if not _desk_edges(desk):
             return grey
     elif (not _wide(page) or _rectangle_share(~desk) < RECTANGLE  # A note on the desk,
-          or not _strokes(ink, NARROW_INSIDE)):  # or a bold light digit?
+          or stroke[0] > NARROW_INSIDE * stroke[1]):  # or a bold light digit?
         return grey
     level = np.median(small[desk])  # A bare desk, not paper in a shadow holding strokes.
     spread = 1.4826 * np.median(np.abs(small[desk] - level))
@@ -111,20 +111,20 @@ def _cross(origin, a, b) -> float:
     return (a[0] - origin[0]) * (b[1] - origin[1]) - (a[1] - origin[1]) * (b[0] - origin[0])
 
 
-def _strokes(ink: np.ndarray, narrow: float) -> bool:
-    """Whether a mask's largest patch is pen strokes, not a blob (a bold 0's hole).
+def _stroke(ink: np.ndarray) -> tuple[float, int] | None:
+    """The width and length of a mask's largest patch, if it holds `HOLDS_INK` of the image.
 
-    Strokes are narrow for their length: at most `narrow` of the patch's
-    size wide (`stroke_width`). The patch must hold `HOLDS_INK` of the image.
+    Pen strokes are narrow for their length; a bold 0's hole is not. The
+    width is `stroke_width`, the length the patch's longer side.
     """
     patches = label(ink)
     sizes = np.bincount(patches.ravel())[1:]
     if sizes.size == 0 or sizes.max() < HOLDS_INK * ink.size:
-        return False
+        return None
     patch = patches == 1 + int(sizes.argmax())
-    rows, columns = np.flatnonzero(patch.any(axis=1)), np.flatnonzero(patch.any(axis=0))
-    box = patch[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]
-    return stroke_width(box.astype(np.float32)) <= narrow * max(box.shape)
+    top, left, bottom, right = box(patch)
+    patch = patch[top:bottom + 1, left:right + 1]
+    return stroke_width(patch.astype(np.float32)), max(patch.shape)
 
 
 def _wide(mask: np.ndarray) -> bool:
