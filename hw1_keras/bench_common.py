@@ -12,7 +12,7 @@ from hw1_keras.errors import InputError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def row(label: str, value: str, width: int = 46) -> None:
+def row(label: str, value: str, width: int = 52) -> None:
     """Prints one result row, aligned, at once (benchmarks run for minutes)."""
     print(f"  {label:<{width}} {value}", flush=True)
 

@@ -16,7 +16,6 @@ Two figures, both on this machine's CPU (no GPU is needed, or used):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import subprocess
 import sys
@@ -31,9 +30,6 @@ from hw1_keras.errors import InputError
 
 THROUGHPUT_STEPS = 60  # Batches timed per setting, after a warm-up.
 LOOPBACK = ["regression", "--epochs", "1000", "--log-every", "250"]
-
-
-_row = functools.partial(row, width=52)  # Its labels are longer.
 
 
 def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
@@ -71,9 +67,9 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
             models[name], dataset, steps=THROUGHPUT_STEPS, batch_size=batch_size,
             images_per_pass=images))
     single, mirrored = (max(rates[name]) for name in strategies)
-    _row("images/s, one device", f"{single:.0f}")
-    _row("images/s, mirrored over 2 logical CPUs", f"{mirrored:.0f}")
-    _row("slowdown (one device / mirrored)", f"{single / mirrored:.2f}x")
+    row("images/s, one device", f"{single:.0f}")
+    row("images/s, mirrored over 2 logical CPUs", f"{mirrored:.0f}")
+    row("slowdown (one device / mirrored)", f"{single / mirrored:.2f}x")
     keras.backend.clear_session()
     return {"images_per_second_one_device": single, "images_per_second_mirrored": mirrored,
             "mirrored_slowdown": single / mirrored}
@@ -100,14 +96,14 @@ def multiworker_loopback(out: Path) -> dict:
     loss_chief = np.array(chief["history"]["loss"])
     loss_single = np.array(single["history"]["loss"])
     difference = float(np.max(np.abs(loss_chief - loss_single)))
-    _row("seconds per epoch, 2 workers", f"{chief['train_seconds'] / epochs * 1000:.2f} ms")
-    _row("seconds per epoch, 1 process (multi-step XLA loop)",
-         f"{single['train_seconds'] / epochs * 1000:.2f} ms")
-    _row("workers' final weights", "bit-identical (same SHA-256), max abs difference 0"
-         if identical else "DIFFER")
-    _row("loss curve, max abs difference vs 1 process",
-         f"{difference:.2e} (relative {difference / float(np.max(np.abs(loss_single))):.1e})")
-    _row("worker 1 wrote a run folder", str(Path(outs[1]).exists()))
+    row("time per epoch, 2 workers", f"{chief['train_seconds'] / epochs * 1000:.2f} ms")
+    row("time per epoch, 1 process (multi-step XLA loop)",
+        f"{single['train_seconds'] / epochs * 1000:.2f} ms")
+    row("workers' final weights", "bit-identical (same SHA-256), max abs difference 0"
+        if identical else "DIFFER")
+    row("loss curve, max abs difference vs 1 process",
+        f"{difference:.2e} (relative {difference / float(np.max(np.abs(loss_single))):.1e})")
+    row("worker 1 wrote a run folder", str(Path(outs[1]).exists()))
     return {"multiworker_seconds_per_epoch": chief["train_seconds"] / epochs,
             "single_seconds_per_epoch": single["train_seconds"] / epochs,
             "workers_weights_identical": identical,

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import subprocess
 import tempfile
@@ -33,9 +32,6 @@ from tuning.regression import config_from_values, describe
 from tuning.settings import DEFAULT_FOLDS
 
 QUALITY_KEYS = ("test_mse", "test_mse_gaps", "test_mse_outside", "train_mse")
-
-
-_row = functools.partial(row, width=52)  # Its labels are longer.
 
 
 def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: bool,
@@ -103,12 +99,12 @@ def main(args) -> dict:
           f"fold's {len(train) - len(train) // DEFAULT_FOLDS} training points)")
     fast, cv_mean, cv_folds = cross_validation_seconds(config, train, side_by_side=True,
                                                        contiguous=contiguous)
-    _row("folds side by side (fit_folds, the search's path)", f"{fast:.1f} s")
+    row("folds side by side (fit_folds, the search's path)", f"{fast:.1f} s")
     slow, slow_mean, _ = cross_validation_seconds(config, train, side_by_side=False,
                                                   contiguous=contiguous)
-    _row("folds one after another (fit)", f"{slow:.1f} s  ({slow / fast:.1f}x side by side)")
-    _row("default's CV val_mse, side by side / one by one",
-         f"{cv_mean:.4f} / {slow_mean:.4f}  (folds {', '.join(f'{v:.3f}' for v in cv_folds)})")
+    row("folds one after another (fit)", f"{slow:.1f} s  ({slow / fast:.1f}x side by side)")
+    row("default's CV val_mse, side by side / one by one",
+        f"{cv_mean:.4f} / {slow_mean:.4f}  (folds {', '.join(f'{v:.3f}' for v in cv_folds)})")
     results.update(cv_seconds=fast, cv_sequential_seconds=slow, default_cv_val_mse=cv_mean,
                    default_cv_val_mse_sequential=slow_mean)
 
@@ -117,16 +113,16 @@ def main(args) -> dict:
         seconds = tune_end_to_end(out, args.cv)
         summary = json.loads((out / "tuning.json").read_text())
     winner = summary["winner"]
-    _row(f"python run.py regression --tune --cv {args.cv}, end to end", f"{seconds:.0f} s")
+    row(f"python run.py regression --tune --cv {args.cv}, end to end", f"{seconds:.0f} s")
     for stage in summary["stages"]:
         done = [t for t in stage["trials"] if "seconds" in t]
-        _row(f"  {stage['name']}: {len(stage['trials'])} trials x {stage['folds']} folds "
-             f"x {stage['epochs']} epochs",
-             f"{sum(t['seconds'] for t in done):.0f} s in trials "
-             f"({len(stage['trials']) - len(done)} failed)")
-    _row("winner", describe(winner["hyperparameters"]))
-    _row("winner's CV val_mse (mean +- std over folds)",
-         f"{winner['mean']:.4f} +- {winner['std']:.4f}")
+        row(f"  {stage['name']}: {len(stage['trials'])} trials x {stage['folds']} folds "
+            f"x {stage['epochs']} epochs",
+            f"{sum(t['seconds'] for t in done):.0f} s in trials "
+            f"({len(stage['trials']) - len(done)} failed)")
+    row("winner", describe(winner["hyperparameters"]))
+    row("winner's CV val_mse (mean +- std over folds)",
+        f"{winner['mean']:.4f} +- {winner['std']:.4f}")
     results.update(tune_seconds=seconds, winner=winner, stages=[
         {key: stage[key] for key in ("name", "folds", "epochs")} | {
             "trials": len(stage["trials"]),
@@ -140,7 +136,7 @@ def main(args) -> dict:
     tuned_runs = quality(tuned, seeds, train, test)
     for key in QUALITY_KEYS:
         a, b = np.array(default_runs[key]), np.array(tuned_runs[key])
-        _row(key, f"{a.mean():.4f} +- {a.std():.4f} | {b.mean():.4f} +- {b.std():.4f}  "
-                  f"({(b.mean() / a.mean() - 1) * 100:+.0f}%)")
+        row(key, f"{a.mean():.4f} +- {a.std():.4f} | {b.mean():.4f} +- {b.std():.4f}  "
+                 f"({(b.mean() / a.mean() - 1) * 100:+.0f}%)")
         results[key] = {"default": a.tolist(), "tuned": b.tolist()}
     return results
