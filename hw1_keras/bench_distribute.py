@@ -34,7 +34,6 @@ LOOPBACK = ["regression", "--epochs", "1000", "--log-every", "250"]
 
 def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     """Images/s of the CNN on 1 device vs. mirrored over 2 logical CPUs."""
-    import keras
     import tensorflow as tf
 
     from hw1_keras import devices
@@ -70,7 +69,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     row("images/s, one device", f"{single:.0f}")
     row("images/s, mirrored over 2 logical CPUs", f"{mirrored:.0f}")
     row("slowdown (one device / mirrored)", f"{single / mirrored:.2f}x")
-    keras.backend.clear_session()
+    devices.clear_session()
     return {"images_per_second_one_device": single, "images_per_second_mirrored": mirrored,
             "mirrored_slowdown": single / mirrored}
 

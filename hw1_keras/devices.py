@@ -364,3 +364,17 @@ def single_device_copy(model, build, policy: Policy):
         keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(model.get_weights())
     return copy
+
+
+def clear_session() -> None:
+    """`keras.backend.clear_session()`, keeping the dtype policy `setup` applied.
+
+    Keras 3 keeps the global dtype policy in the state that `clear_session`
+    resets, so a search freeing each trial's models would otherwise train
+    every trial after the first in float32, whatever `--precision` asked for.
+    """
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy(policy)

@@ -70,7 +70,10 @@ class StackedNetwork(keras.Model):
     """
 
     def __init__(self, networks: list[keras.Model], **kwargs):
-        super().__init__(**kwargs)
+        # Each stacked layer computes in the dtype of the layer it stacks (under
+        # a mixed policy the output layer stays float32), so nothing is autocast
+        # to this model's own dtype: `call` casts per layer instead.
+        super().__init__(autocast=False, **kwargs)
         # Set around Keras' attribute tracking, which would otherwise add the
         # networks' own weights to this model's trainable variables.
         object.__setattr__(self, "chains", [dense_chain(network) for network in networks])
@@ -78,6 +81,7 @@ class StackedNetwork(keras.Model):
         if any(_architecture(chain) != _architecture(first) for chain in self.chains[1:]):
             raise ValueError("the networks to stack differ in architecture")
         self.activations = [layer.activation for layer in first]
+        self.compute_dtypes = [layer.compute_dtype for layer in first]
         self.stacked_kernels, self.stacked_biases = [], []
         for index, layer in enumerate(first):
             self.stacked_kernels.append(self._stack(
@@ -102,11 +106,12 @@ class StackedNetwork(keras.Model):
 
     def call(self, inputs, training=False):
         hidden = inputs
-        for kernel, bias, activation in zip(self.stacked_kernels, self.stacked_biases,
-                                            self.activations):
-            hidden = keras.ops.einsum("kbi,kio->kbo", hidden, kernel)
+        for kernel, bias, activation, dtype in zip(self.stacked_kernels, self.stacked_biases,
+                                                   self.activations, self.compute_dtypes):
+            hidden = keras.ops.einsum("kbi,kio->kbo", keras.ops.cast(hidden, dtype),
+                                      keras.ops.cast(kernel, dtype))
             if bias is not None:
-                hidden = hidden + bias[:, None, :]
+                hidden = hidden + keras.ops.cast(bias, dtype)[:, None, :]
             hidden = activation(hidden)
         return hidden
 

@@ -207,6 +207,26 @@ def test_fit_folds_is_used_when_the_hypermodel_offers_it(tmp_path):
         [expected(o)[0] for o in OFFSETS])
 
 
+def test_every_trial_builds_its_models_under_the_precision_asked_for(tmp_path):
+    # Keras' clear_session, which frees each trial's models, resets the dtype
+    # policy; a search under --precision must still train every trial in it.
+    class RecordsPolicy(ScoreByFold):
+        def build(self, hp):
+            model = super().build(hp)
+            self.policies.append(model.layers[-1].dtype_policy.name)
+            return model
+
+    hypermodel = RecordsPolicy()
+    hypermodel.policies = []
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        make_tuner(KFoldGridSearch, tmp_path, hypermodel).search(X, Y)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert len(hypermodel.policies) >= len(OFFSETS) * FOLDS
+    assert set(hypermodel.policies) == {"mixed_bfloat16"}
+
+
 # --- failures, resume, errors -----------------------------------------------
 
 

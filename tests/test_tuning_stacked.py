@@ -92,3 +92,35 @@ def test_stacking_refuses_what_it_cannot_reproduce():
     sizes = [np.zeros((4, 1), np.float32), np.zeros((5, 1), np.float32)]
     with pytest.raises(ValueError, match="same number"):
         stacked_epoch_blocks(sizes, sizes, batch_size=4, epochs=1, epochs_per_call=1, seed=0)
+
+
+@pytest.fixture
+def bfloat16_policy():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def test_under_a_mixed_policy_each_copy_computes_in_its_layers_dtypes(bfloat16_policy):
+    # As in the network it stacks: hidden layers in bfloat16, the output layer
+    # in float32 (an einsum of a bfloat16 and a float32 tensor would fail).
+    hp = hyperparameters(RegressionConfig(units=(4, 3)))
+    models = fresh_models(hp, 2)
+    assert models[0].layers[-1].compute_dtype == "float32"
+    network = StackedNetwork(models)
+    x = np.linspace(-2, 2, 21, dtype=np.float32).reshape(1, -1, 1).repeat(2, axis=0)
+    out = network(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32"
+    for copy, model in enumerate(models):
+        np.testing.assert_allclose(np.asarray(out[copy]), np.asarray(model(x[copy])),
+                                   rtol=2e-2, atol=2e-2)
+
+
+def test_folds_train_side_by_side_under_a_mixed_policy(bfloat16_policy):
+    config = RegressionConfig(epochs=4, log_every=2, batch_size=50)
+    hp = hyperparameters(config)
+    hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
+                                      seed=0, jit_compile=False)
+    histories = hypermodel.fit_folds(hp, fresh_models(hp, 2), TRAIN.x, TRAIN.y,
+                                     kfold_indices(len(TRAIN.x), 2, seed=0))
+    assert all(np.isfinite(history["val_mse"]).all() for history in histories)

@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from hw1_keras import devices
 from hw1_keras.bench_common import row, run_py
 from hw1_keras.errors import InputError
 from hw1_keras.regression import data as regression_data
@@ -46,7 +47,7 @@ def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: b
     folds = kfold_indices(len(train), DEFAULT_FOLDS, config.seed,
                           order_by=train.x if contiguous else None)
     start = time.perf_counter()
-    keras.backend.clear_session()
+    devices.clear_session()
     models = []
     for fold in range(len(folds)):
         keras.utils.set_random_seed(config.seed + fold)

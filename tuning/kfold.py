@@ -34,6 +34,7 @@ import keras
 import keras_tuner
 import numpy as np
 
+from hw1_keras import devices
 from hw1_keras.errors import InputError  # A ValueError.
 from tuning.grid import ResumableGrid
 from tuning.progress import TrialLines
@@ -173,7 +174,7 @@ class CrossValidated(TrialLines):
         y = np.asarray(y)
         folds = kfold_indices(len(x), self.folds, self.fold_seed,
                               order_by=x if self.contiguous else None)
-        keras.backend.clear_session()  # Frees the previous trial's models (runs gc too).
+        devices.clear_session()  # Frees the previous trial's models (runs gc too).
         fit_folds = getattr(self.hypermodel, "fit_folds", None)
         if callable(fit_folds) and not fit_args:
             models = [self._build_fold_model(hp, fold) for fold in range(self.folds)]

@@ -166,7 +166,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
             self._last_metrics[trial.trial_id] = metrics
             return {**metrics, "seconds": 0.0}
         started = time.perf_counter()
-        keras.backend.clear_session()  # Free the previous setting's model (it runs gc too).
+        devices.clear_session()  # Free the previous setting's model (it runs gc too).
         model = self.hypermodel.build(hp)
         history = self.hypermodel.fit(hp, model, x, y, validation_data=validation_data,
                                       verbose=verbose, **fit_kwargs)
