@@ -7,7 +7,7 @@ import json
 import pytest
 
 from hw1_keras.errors import InputError
-from tuning.resume import IDENTITY_FILE, check_resumable, open_search_dir
+from tuning.resume import IDENTITY_FILE, check_resumable, open_search_dir, reading_state
 
 REGRESSION = {"search": {"trials": 2}, "config": {"seed": 0}}
 MNIST = {"config": {"seed": 0}, "epochs_per_trial": 2, "trial_images": None, "studies": {}}
@@ -56,3 +56,50 @@ def test_another_tasks_search_is_refused_even_with_fresh(tmp_path, fresh):
     with pytest.raises(InputError, match="holds a search of another task"):
         check_resumable(tuning_dir, MNIST, fresh)
     assert json.loads((tuning_dir / IDENTITY_FILE).read_text()) == REGRESSION
+
+
+class Scored:
+    """A KerasTuner grid whose trials train nothing: the score is the setting."""
+
+    @staticmethod
+    def tuner(tuning_dir):
+        import keras_tuner
+
+        class Grid(keras_tuner.GridSearch):
+            def run_trial(self, trial, *args, **kwargs):
+                return {"score": float(trial.hyperparameters.get("units"))}
+
+        space = keras_tuner.HyperParameters()
+        space.Choice("units", [4, 8])
+        return Grid(lambda hp: None, objective=keras_tuner.Objective("score", "max"),
+                    hyperparameters=space, max_trials=2, directory=str(tuning_dir),
+                    project_name="stage", overwrite=False)
+
+
+@pytest.mark.parametrize("damaged, cut", [
+    ("trial_1/trial.json", 0),  # Emptied: killed as the write began.
+    ("oracle.json", 40),  # Cut off mid-write.
+])
+def test_a_search_state_torn_by_a_kill_is_one_clear_error_and_stays_as_it_was(
+        tmp_path, damaged, cut):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    Scored.tuner(tuning_dir).search(verbose=0)
+    path = tuning_dir / "stage" / damaged
+    path.write_text(path.read_text()[:cut])
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(InputError, match=r"search state in .*stage is damaged \(JSONDecodeError"
+                                         r".*--fresh to start over, or pass another --out"):
+        with reading_state(tuning_dir / "stage"):
+            Scored.tuner(tuning_dir)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_an_intact_search_state_reloads_and_other_errors_pass_through(tmp_path):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    Scored.tuner(tuning_dir).search(verbose=0)
+    with reading_state(tuning_dir / "stage"):
+        tuner = Scored.tuner(tuning_dir)
+    assert len(tuner.oracle.trials) == 2
+    with pytest.raises(InputError, match="^--trials 0"):
+        with reading_state(tuning_dir / "stage"):
+            raise InputError("--trials 0: nothing to search")

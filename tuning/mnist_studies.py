@@ -302,21 +302,22 @@ def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, start
     def describe(values):
         return f"{study.name}: {setting_label(study, values[study.parameter], config)}"
 
-    return StudySearch(
-        StudyHyperModel(config, study, settings.epochs_per_trial, jit_compile),
-        objective=OBJECTIVE,
-        max_trials=max_trials,
-        hyperparameters=space,
-        tune_new_entries=False,
-        # A failed setting is a result of its study, not a reason to stop it.
-        max_consecutive_failed_trials=len(study.values) + 1,
-        trained=trained,
-        describe=describe,
-        started=started,
-        directory=str(tuning_dir),
-        project_name=study.name,
-        overwrite=False,
-    )
+    with resume.reading_state(tuning_dir / study.name):
+        return StudySearch(
+            StudyHyperModel(config, study, settings.epochs_per_trial, jit_compile),
+            objective=OBJECTIVE,
+            max_trials=max_trials,
+            hyperparameters=space,
+            tune_new_entries=False,
+            # A failed setting is a result of its study, not a reason to stop it.
+            max_consecutive_failed_trials=len(study.values) + 1,
+            trained=trained,
+            describe=describe,
+            started=started,
+            directory=str(tuning_dir),
+            project_name=study.name,
+            overwrite=False,
+        )
 
 
 def study_records(study: Study, oracle, config: MnistConfig, epochs: int) -> list[dict]:

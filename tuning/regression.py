@@ -190,25 +190,26 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     print(f"stage {index + 1} ({stage.name}): {stage.max_trials} configurations x "
           f"{stage.folds}-fold CV, {stage.epochs} epochs each", flush=True)
     with distributed.stage_port(index, port):
-        tuner = stage.tuner_class(
-            RegressionHyperModel(epochs=stage.epochs, log_every=config.log_every,
-                                 seed=config.seed, jit_compile=jit_compile),
-            objective=OBJECTIVE,
-            max_trials=stage.max_trials,
-            max_model_size=stage.max_model_size,
-            seed=config.seed + 1,  # KerasTuner's oracles treat seed 0 as "none".
-            hyperparameters=stage.space,
-            tune_new_entries=False,
-            # A diverged trial is a result (that corner is bad), not a reason to stop.
-            max_consecutive_failed_trials=stage.max_trials + 1,
-            folds=stage.folds,
-            fold_seed=config.seed,
-            contiguous=stage.contiguous,
-            describe=describe,
-            directory=str(project_root),
-            project_name=stage.name,
-            overwrite=False,
-        )
+        with resume.reading_state(project_root / stage.name):
+            tuner = stage.tuner_class(
+                RegressionHyperModel(epochs=stage.epochs, log_every=config.log_every,
+                                     seed=config.seed, jit_compile=jit_compile),
+                objective=OBJECTIVE,
+                max_trials=stage.max_trials,
+                max_model_size=stage.max_model_size,
+                seed=config.seed + 1,  # KerasTuner's oracles treat seed 0 as "none".
+                hyperparameters=stage.space,
+                tune_new_entries=False,
+                # A diverged trial is a result (that corner is bad), not a reason to stop.
+                max_consecutive_failed_trials=stage.max_trials + 1,
+                folds=stage.folds,
+                fold_seed=config.seed,
+                contiguous=stage.contiguous,
+                describe=describe,
+                directory=str(project_root),
+                project_name=stage.name,
+                overwrite=False,
+            )
         distributed.search(tuner, train.x, train.y)
     return tuner
 

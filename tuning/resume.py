@@ -9,6 +9,7 @@ settings is refused rather than mixed in.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -58,3 +59,26 @@ def open_search_dir(tuning_dir: Path, identity: dict, fresh: bool) -> Path:
     tuning_dir.mkdir(parents=True, exist_ok=True)
     write_json(tuning_dir / IDENTITY_FILE, identity)
     return tuning_dir
+
+
+@contextlib.contextmanager
+def reading_state(project_dir: Path):
+    """Around building a tuner that reloads `project_dir`: damaged state is one clear error.
+
+    KerasTuner writes `oracle.json` and each `trial.json` in place, so a kill
+    or a power cut in the middle of a write leaves one empty or cut off, and
+    reloading it would end in a JSON traceback. Nothing is deleted here: the
+    user chooses between `--fresh` and another `--out`.
+
+    Raises:
+        InputError: a state file could not be read back.
+    """
+    try:
+        yield
+    except InputError:
+        raise
+    except (ValueError, KeyError) as error:  # json.JSONDecodeError is a ValueError.
+        raise InputError(
+            f"--out {project_dir.parent.parent}: the search state in {project_dir} is "
+            f"damaged ({type(error).__name__}: {error}); rerun with --fresh to start over, "
+            "or pass another --out") from None
