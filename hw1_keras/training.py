@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import h5py
 import keras
 
+from hw1_keras.errors import InputError
 from hw1_keras.runs import read_json, write_json
 
 # The HDF5 attribute of a best checkpoint that says which epoch it holds.
@@ -129,6 +131,55 @@ class BestCheckpoint(keras.callbacks.Callback):
         write_json(self.note_path, note)
 
 
+# What loading a backup raises when its metadata file is empty, cut off or
+# holds stray bytes: `json` rejects it (`JSONDecodeError`; `UnicodeDecodeError`
+# for bytes that are no text), or it parses without its `epoch` (`KeyError`).
+# Not every `ValueError`: Keras raises one for an unbuilt model too, which no
+# older copy would cure, and the fallback overwrites the newest copy.
+TORN_METADATA = (json.JSONDecodeError, UnicodeDecodeError, KeyError)
+
+
+class ResumingBackup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore` that resumes past a torn metadata file too.
+
+    Keras writes the backup's weights, then `training_metadata.json`, in
+    place. With `double_checkpoint=True` it keeps the previous pair (`.bkp`)
+    and falls back to it when loading raises `OSError` (torn weights), but a
+    `kill -9` or power cut while the metadata is written leaves that file
+    empty or cut off, and Keras' `json.loads` fails the resumed run with a
+    traceback. This falls back to the previous pair then too, the same way.
+    The previous metadata is needed (it holds the epoch to resume at); it
+    exists from the second save on.
+
+    Raises:
+        InputError: At the start of training, when the backup is damaged and
+            has no whole previous copy to resume from.
+    """
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except TORN_METADATA as error:
+            self._fall_back(error)
+
+    def _fall_back(self, error: Exception) -> None:
+        """Restores the previous pair over the damaged one, as Keras does on `OSError`."""
+        previous = (self._prev_weights_path, self._prev_training_metadata_path)
+        if not all(os.path.exists(path) for path in previous):
+            raise self._damaged() from error
+        shutil.copyfile(self._prev_weights_path, self._weights_path)
+        shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
+        try:
+            self._load_model()
+        except (OSError, *TORN_METADATA) as again:  # The previous pair is torn too.
+            raise self._damaged() from again
+
+    def _damaged(self) -> InputError:
+        return InputError(f"the backup in {self.backup_dir} is damaged (cut short by a kill, "
+                          "with no whole earlier copy); pass another --out, or delete "
+                          f"{self.backup_dir} to train this run again from the start")
+
+
 class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
     """A non-chief worker's backup: resumes from the chief's, saves into scratch.
 
@@ -146,7 +197,7 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def __init__(self, chief_backup_dir: str, scratch_backup_dir: str):
         super().__init__(scratch_backup_dir, double_checkpoint=True)
-        self.chief = keras.callbacks.BackupAndRestore(chief_backup_dir, double_checkpoint=True)
+        self.chief = ResumingBackup(chief_backup_dir, double_checkpoint=True)
 
     def set_model(self, model):
         super().set_model(model)

@@ -1,4 +1,4 @@
-"""The shared training callbacks: the kill-safe best checkpoint, validating a moving average."""
+"""The shared training callbacks: the kill-safe best checkpoint and backup, a moving average."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import build_model, hyperparameters
-from hw1_keras.training import BestCheckpoint, ValidateAveragedWeights
+from hw1_keras.errors import InputError
+from hw1_keras.training import (BestCheckpoint, ResumingBackup, ValidateAveragedWeights,
+                                WorkerBackupAndRestore)
 
 
 class Probe(keras.callbacks.Callback):
@@ -107,7 +109,7 @@ def test_an_mnist_run_averages_only_when_asked_between_checkpoint_and_backup(tmp
 
     kinds = [type(c) for c in _callbacks(tmp_path, {}, [np.zeros((30, 28, 28, 1), "float32")])]
     assert kinds.index(BestCheckpoint) < kinds.index(
-        ValidateAveragedWeights) < kinds.index(keras.callbacks.BackupAndRestore)
+        ValidateAveragedWeights) < kinds.index(ResumingBackup)
     assert ValidateAveragedWeights not in [type(c) for c in _callbacks(tmp_path, {}, None)]
 
 
@@ -195,3 +197,55 @@ def test_a_save_that_dies_half_way_leaves_the_previous_checkpoint_whole(tmp_path
         _epochs(callback, model, [0.99], first_epoch=1)
     assert _kernel(path) == 0.0
     assert json.loads((tmp_path / "best.weights.json").read_text())["epoch"] == 1
+
+
+def _backed_up(backup_dir, epochs: int) -> list[list[np.ndarray]]:
+    """Trains a tiny model `epochs` epochs with a kept double backup; each epoch's weights."""
+    keras.utils.set_random_seed(0)
+    x, y = _data()
+    model, weights = _backup_model(), []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda *_: weights.append(model.get_weights()))
+    model.fit(x, y, batch_size=64, epochs=epochs, verbose=0, callbacks=[
+        ResumingBackup(str(backup_dir), double_checkpoint=True, delete_checkpoint=False), record])
+    return weights
+
+
+def _backup_model() -> keras.Model:
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(0.05), loss="mse")
+    return model
+
+
+def _resume(callback) -> keras.Model:
+    """A fresh model after `callback`'s start of training (what `fit` does first)."""
+    model = _backup_model()
+    callback.set_model(model)
+    callback.on_train_begin()
+    return model
+
+
+@pytest.mark.parametrize("torn", [b"", b'{"epoch'], ids=["empty", "cut-off"])
+def test_a_backup_whose_metadata_a_kill_tore_resumes_from_the_previous_one(tmp_path, torn):
+    backup = tmp_path / "backup"
+    epochs = _backed_up(backup, epochs=2)
+    metadata = backup / "training_metadata.json"
+    metadata.write_bytes(torn)  # A kill -9 while epoch 2's metadata was written.
+    model = _resume(ResumingBackup(str(backup), double_checkpoint=True))
+    assert model._initial_epoch == 1  # Epoch 2 trains again...
+    for seen, expected in zip(model.get_weights(), epochs[0], strict=True):
+        np.testing.assert_array_equal(seen, expected)  # ...from epoch 1's weights.
+    assert json.loads(metadata.read_text())["epoch"] == 1  # The backup is whole again.
+    # A multi-worker run's other workers read the chief's backup the same way.
+    metadata.write_bytes(torn)
+    worker = WorkerBackupAndRestore(str(backup), str(tmp_path / "scratch"))
+    assert _resume(worker)._initial_epoch == 1
+
+
+def test_a_torn_backup_with_no_whole_earlier_copy_is_refused_in_one_line(tmp_path):
+    backup = tmp_path / "backup"
+    _backed_up(backup, epochs=1)  # One save: no earlier copy yet.
+    (backup / "training_metadata.json").write_bytes(b'{"epoch": ')
+    with pytest.raises(InputError, match=f"the backup in {backup} is damaged") as error:
+        _resume(ResumingBackup(str(backup), double_checkpoint=True))
+    assert "\n" not in str(error.value) and "--out" in str(error.value)

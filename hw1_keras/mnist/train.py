@@ -23,8 +23,9 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.runs import check_run_dir, make_run_dir, write_json, write_text
-from hw1_keras.training import (BestCheckpoint, EpochTimer, ValidateAveragedWeights,
-                                WorkerBackupAndRestore, seed_everything)
+from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
+                                ValidateAveragedWeights, WorkerBackupAndRestore,
+                                seed_everything)
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -132,11 +133,11 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray
         BestCheckpoint(run_dir / BEST, "val_accuracy", resume=bool(resumed_log)),
         *average,
         # Two alternating copies: a kill -9 in the middle of writing one leaves
-        # the other whole to resume from. Kept after training, until the run's
-        # results are written: a run stopped while evaluating or exporting then
-        # resumes with every epoch done instead of training again.
-        keras.callbacks.BackupAndRestore(str(run_dir / BACKUP), double_checkpoint=True,
-                                         delete_checkpoint=False)
+        # the other whole to resume from (`ResumingBackup`: its weights or its
+        # metadata). Kept after training, until the run's results are written:
+        # a run stopped while evaluating or exporting then resumes with every
+        # epoch done instead of training again.
+        ResumingBackup(str(run_dir / BACKUP), double_checkpoint=True, delete_checkpoint=False)
         if chief_dir is None
         else WorkerBackupAndRestore(str(chief_dir / BACKUP), str(run_dir / BACKUP)),
         keras.callbacks.TensorBoard(str(run_dir / "tensorboard")),
