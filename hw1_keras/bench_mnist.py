@@ -231,10 +231,18 @@ def resume(config: MnistConfig, out: Path, epochs: int, kill_after: int) -> dict
     if not (folder / "metrics.json").is_file():
         process = _run_cli([*common, "--out", str(folder)], start_new_session=True,
                            stdout=subprocess.DEVNULL)
-        while len(read_log(folder / LOG).get("epoch", [])) < kill_after:
-            if process.poll() is not None:
-                raise RuntimeError("the run ended before it could be killed")
-            time.sleep(0.5)
+        try:
+            while len(read_log(folder / LOG).get("epoch", [])) < kill_after:
+                if process.poll() is not None:
+                    raise RuntimeError("the run ended before it could be killed")
+                time.sleep(0.5)
+        except BaseException:
+            # The run has a session of its own, so Ctrl-C never reaches it: left
+            # alone, it would train on unseen and write into its folder.
+            if process.poll() is None:  # Not a pid the system may have reused.
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         row("killed after epochs", str(len(read_log(folder / LOG)["epoch"])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 
@@ -59,6 +60,29 @@ def _tiny_npz(path, train: int) -> str:
 
 def _no_run(*args, **kwargs):
     raise AssertionError("a benchmark part ran before the arguments were checked")
+
+
+def test_interrupting_the_resume_part_kills_the_run_it_waits_on(tmp_path, monkeypatch):
+    started = []
+
+    def waiting_run(args, **popen):  # A run that never logs an epoch, in its own session.
+        started.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                                        **popen))
+        return started[-1]
+
+    def ctrl_c(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench_mnist, "_timed_run", lambda args: ({"test_accuracy": 0.9}, 1.0))
+    monkeypatch.setattr(bench_mnist, "_run_cli", waiting_run)
+    monkeypatch.setattr(bench_mnist.time, "sleep", ctrl_c)
+    config = dataclasses.replace(MnistConfig(), data="mnist.npz")
+    with pytest.raises(KeyboardInterrupt):
+        bench_mnist.resume(config, tmp_path, epochs=2, kill_after=1)
+    (process,) = started
+    assert process.returncode == -signal.SIGKILL
+    with pytest.raises(ProcessLookupError):  # Nothing of its session is left either.
+        os.killpg(process.pid, 0)
 
 
 def test_a_failed_run_ends_in_its_one_line_error(tmp_path):
