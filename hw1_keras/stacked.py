@@ -94,6 +94,7 @@ class StackedNetwork(keras.Model):
 
     @property
     def copies(self) -> int:
+        """k: how many networks are stacked."""
         return len(self.chains)
 
     def _stack(self, name, variables, regularizer):

@@ -136,6 +136,7 @@ class StudySettings:
                              "number >= 1")
 
     def selected(self) -> tuple[Study, ...]:
+        """The studies named by `studies`, in that order."""
         return tuple(study(name) for name in self.studies)
 
     def identity(self, config: MnistConfig) -> dict:

@@ -56,6 +56,7 @@ class TuneSettings:
 
     @property
     def screen_folds(self) -> int:
+        """Stage 1's k: `folds`, but at most `SCREEN_FOLDS`."""
         return min(self.folds, SCREEN_FOLDS)
 
     def identity(self) -> dict:

@@ -65,10 +65,15 @@ def label(mask: np.ndarray) -> np.ndarray:
 
 
 def box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The smallest box around a mask's set pixels: `(top, left, bottom, right)`, inclusive.
+
+    The mask must have at least one pixel set.
+    """
     rows, columns = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return rows[0], columns[0], rows[-1], columns[-1]
 
 
 def union(boxes) -> tuple[int, int, int, int]:
+    """The smallest box around `boxes`, each `(top, left, bottom, right)` as `box` gives."""
     tops, lefts, bottoms, rights = zip(*boxes)
     return min(tops), min(lefts), max(bottoms), max(rights)

@@ -163,6 +163,7 @@ def sides(image: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def border_pixels(image: np.ndarray) -> np.ndarray:
+    """The pixels of the image's four `sides` in one flat array (corners twice)."""
     return np.concatenate(sides(image))
 
 
