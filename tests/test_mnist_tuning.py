@@ -358,3 +358,21 @@ def test_a_study_settles_batch_norm_on_batches_like_its_training_ones(monkeypatc
     np.testing.assert_array_equal(settled[0::2], images[0:count:2])
     changed = [not np.array_equal(a, images[0]) for a in settled[1::2]]
     assert np.mean(changed) > 0.95 if augmented_copy else not any(changed)
+
+
+def test_an_interrupted_retraining_of_a_superseded_winner_is_dropped(tmp_path, capsys):
+    # A rerun that extends the search may pick another winner; the interrupted
+    # retraining of the old one cannot resume, and kept, it would refuse every
+    # rerun. The same winner's keeps its backup, to resume from.
+    from hw1_keras.config import to_dict
+    from hw1_keras.runs import write_json
+    from tuning.mnist_studies import _drop_superseded_retraining
+
+    earlier = MnistConfig(data="mnist.npz", **TINY)
+    write_json(tmp_path / "config.json", to_dict(earlier))
+    (tmp_path / "backup").mkdir()
+    _drop_superseded_retraining(tmp_path, earlier)
+    assert (tmp_path / "backup").is_dir()
+    _drop_superseded_retraining(tmp_path, dataclasses.replace(earlier, batch_size=16))
+    assert not (tmp_path / "backup").exists()
+    assert "dropped (batch_size 128 -> 16)" in capsys.readouterr().out

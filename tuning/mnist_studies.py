@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -41,8 +42,8 @@ from hw1_keras.errors import InputError
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, build_model, hyperparameters
-from hw1_keras.mnist.train import settle_batches, train_and_export
-from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
+from hw1_keras.mnist.train import BACKUP, settle_batches, train_and_export
+from hw1_keras.runs import RUNS_ROOT, describe_changes, make_run_dir, read_json, write_json
 from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
 from tuning.mnist_settings import (QUICK_TRIAL_IMAGES, Study, StudySettings, apply_setting,
@@ -479,5 +480,26 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
           f"{winner['best']:.2%}; retraining it for {_epochs(config.epochs)}", flush=True)
     tuning = {"winner": {key: winner[key] for key in ("study", "label", "best", "best_epoch")},
               "search_seconds": summary["seconds"], "base_config": to_dict(config)}
+    _drop_superseded_retraining(run_dir, retrain)
     return train_and_export(retrain, run_dir, data, started=started, runtime=runtime,
                             extra={"tuning": tuning})
+
+
+def _drop_superseded_retraining(run_dir: Path, retrain: MnistConfig) -> None:
+    """Discards an interrupted retraining of a setting that is no longer the winner.
+
+    A rerun may extend a search (more studies or trials), and the new winner
+    can differ from the one whose retraining a kill interrupted. That backup
+    cannot be resumed, and a plain run's advice ("rerun it with its own
+    flags") cannot apply to a search: left there, it would refuse every rerun.
+    """
+    backup = run_dir / BACKUP
+    if not backup.exists():
+        return
+    saved = run_dir / "config.json"
+    changes = describe_changes(read_json(saved) if saved.is_file() else {},
+                               json.loads(json.dumps(to_dict(retrain))))
+    if changes:
+        print(f"the interrupted retraining of an earlier winner is dropped ({changes}); "
+              "the new winner trains from its first epoch", flush=True)
+        shutil.rmtree(backup)
