@@ -104,3 +104,39 @@ def test_a_seeded_training_with_augmentation_repeats_exactly():
     (loss, weights), (loss_again, weights_again) = train(), train()
     assert loss == loss_again
     assert all(np.array_equal(a, b) for a, b in zip(weights, weights_again))
+
+
+def test_a_resumed_training_ends_as_the_uninterrupted_one(tmp_path):
+    # A resumed run is a new process: new dataset, new augmentation layers, new
+    # dropout. It must go on with epoch 3's shuffle, augmented copies and
+    # dropout masks, not replay epoch 1's, or a seeded run stopped half-way is
+    # not the run it continues (`pipeline.SkipTrainedEpochs`).
+    from hw1_keras.mnist.model import MnistHyperModel
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (192, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 192)
+    config = MnistConfig(epochs=3, dense_units=32, filters=(8, 16), batch_size=32)
+
+    class StopAfterTwoEpochs(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # Like a kill, after epoch 2's backup.
+
+    def train(*callbacks, backup=None):
+        keras.utils.set_random_seed(config.seed)
+        hp = hyperparameters(config)
+        trainer = MnistHyperModel.from_config(config)  # Augmented copy: on by default.
+        model = trainer.build(hp)
+        if backup is not None:
+            callbacks = (keras.callbacks.BackupAndRestore(str(backup)), *callbacks)
+        history = trainer.fit(hp, model, images, labels, verbose=0, callbacks=list(callbacks),
+                              validation_data=(images[:64], labels[:64]))
+        return history.history["loss"], model.get_weights()
+
+    loss, weights = train()
+    with pytest.raises(KeyboardInterrupt):
+        train(StopAfterTwoEpochs(), backup=tmp_path / "backup")
+    resumed_loss, resumed_weights = train(backup=tmp_path / "backup")
+    assert resumed_loss == loss[2:]  # Only epoch 3 trained again, on the same batches...
+    assert all(np.array_equal(a, b) for a, b in zip(weights, resumed_weights))  # ...the same way.

@@ -195,9 +195,13 @@ class MnistHyperModel(keras_tuner.HyperModel):
             **kwargs):
         """Trains `model` on uint8 images `x`, labels `y`; returns the History."""
         batch_size = hp.Int("batch_size", 16, 512, sampling="log", default=DEFAULTS.batch_size)
-        train = pipeline.training_dataset(x, y, batch_size=batch_size, seed=self.seed,
+        stream = pipeline.training_stream(x, y, batch_size=batch_size, seed=self.seed,
                                           augment=self.augment, copies=self.copies)
+        train = stream.dataset
         steps_per_epoch = math.ceil(self.copies * len(x) / batch_size)
+        # Last, after any backup callback, which sets the epoch to resume at.
+        callbacks = [*(callbacks or []),
+                     pipeline.SkipTrainedEpochs(stream.skip_epochs, steps_per_epoch)]
         peak = hp.get("learning_rate")
         compile_model(model, hp, learning_rate_schedule(peak, steps_per_epoch, self.epochs),
                       self.jit_compile)

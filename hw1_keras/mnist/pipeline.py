@@ -8,6 +8,9 @@ random layers, so validation, test and inference never see it.
 
 from __future__ import annotations
 
+import math
+from typing import Callable, NamedTuple
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -16,6 +19,7 @@ from keras import layers
 from hw1_keras.mnist.elastic import RandomElastic
 
 AUTOTUNE = tf.data.AUTOTUNE
+ITERATORS_PER_EPOCH = 2  # Opened over the training data by each epoch of Keras' fit.
 
 
 def augmentation(rotation: float, translation: float, shear: float, seed: int,
@@ -47,7 +51,19 @@ def augmentation(rotation: float, translation: float, shear: float, seed: int,
     return keras.Sequential(steps, name="augmentation")
 
 
-def training_dataset(
+class TrainingStream(NamedTuple):
+    """The training batches, and how to move them past epochs already trained."""
+
+    dataset: tf.data.Dataset
+    skip_epochs: Callable[[int], None]
+
+
+def training_dataset(images: np.ndarray, labels: np.ndarray, **options) -> tf.data.Dataset:
+    """`training_stream(images, labels, **options).dataset`, for a run that never resumes."""
+    return training_stream(images, labels, **options).dataset
+
+
+def training_stream(
     images: np.ndarray,
     labels: np.ndarray,
     *,
@@ -55,7 +71,7 @@ def training_dataset(
     seed: int,
     augment: keras.Layer | None,
     copies: int = 2,
-) -> tf.data.Dataset:
+) -> TrainingStream:
     """One epoch = every image `copies` times; all copies but the first augmented.
 
     As in the homework, an epoch trains on the originals plus an augmented copy
@@ -72,7 +88,9 @@ def training_dataset(
         copies: How many times each image appears per epoch.
 
     Returns:
-        A dataset of `(float32 images (B, 28, 28, 1), int64 labels (B,))`.
+        The dataset, of `(float32 images (B, 28, 28, 1), int64 labels (B,))`,
+        and `skip_epochs(n)`, which moves its shuffle and augmentation on by
+        the n epochs an interrupted `fit` of it finished (`SkipTrainedEpochs`).
     """
     count = len(images)
     pixels = tf.constant(images[..., np.newaxis])
@@ -86,12 +104,9 @@ def training_dataset(
         changed = augment(image, training=True)
         return tf.where(is_copy[:, tf.newaxis, tf.newaxis, tf.newaxis], changed, image), label
 
-    dataset = (
-        tf.data.Dataset.range(copies * count)
-        .shuffle(copies * count, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .map(gather, num_parallel_calls=AUTOTUNE)
-    )
+    order = (tf.data.Dataset.range(copies * count)
+             .shuffle(copies * count, seed=seed, reshuffle_each_iteration=True))
+    dataset = order.batch(batch_size).map(gather, num_parallel_calls=AUTOTUNE)
     if augment is not None:
         # One batch at a time: each call draws from the layers' seed generators
         # (variables), so parallel calls would take the draws in whatever order
@@ -101,7 +116,71 @@ def training_dataset(
         dataset = dataset.map(augment_copies)
     else:
         dataset = dataset.map(lambda image, label, _: (image, label))
-    return dataset.prefetch(AUTOTUNE)
+
+    def skip_epochs(epochs: int) -> None:
+        # Every iterator over `dataset` draws the next shuffle from a seed state
+        # it shares with `order`, and Keras' fit opens two per epoch (the second,
+        # opened at the epoch's end, it drops unused: EpochIterator, Keras 3.15).
+        # Passing over the indices alone is cheap.
+        for _ in range(ITERATORS_PER_EPOCH * epochs):
+            order.reduce(np.int64(0), lambda total, _: total)
+        if augment is not None:
+            advance_seed_generators(augment, epochs * math.ceil(copies * count / batch_size))
+
+    return TrainingStream(dataset.prefetch(AUTOTUNE), skip_epochs)
+
+
+def advance_seed_generators(layer: keras.Layer, calls: int) -> None:
+    """Moves every seed generator in `layer` on by `calls` calls in training mode.
+
+    A `SeedGenerator` adds a fixed step to its state per draw, and a layer
+    draws the same number of times per call, whatever the batch size; one
+    call on one blank image measures that. The call's other effects (a
+    BatchNorm's moving statistics) are undone.
+
+    Args:
+        layer: The augmentation, or the model (its dropout), on (N, 28, 28, 1).
+        calls: How many training-mode calls to move past.
+    """
+    variables = layer.variables
+    before = [variable.numpy() for variable in variables]
+    layer(np.zeros((1, 28, 28, 1), np.float32), training=True)
+    steps = [(variable, variable.numpy() - start) for variable, start in zip(variables, before)
+             if variable.path.endswith("seed_generator_state")]
+    for variable, start in zip(variables, before):
+        variable.assign(start)
+    for variable, step in steps:
+        variable.assign(variable.numpy() + calls * step)
+
+
+class SkipTrainedEpochs(keras.callbacks.Callback):
+    """Starts a resumed run's randomness where the interrupted run's stopped.
+
+    `BackupAndRestore` restores the weights, the optimizer and the epoch
+    count, but not the seed generators (they are not weights), and a resumed
+    run is a new process: its shuffle, augmentation and dropout would start
+    again at epoch 1's, and the resumed epochs would replay the first ones'.
+    Listed after the backup callback, this moves all three on by the epochs
+    the backup holds, so that a seeded run stopped half-way ends as it would
+    have (`test_a_resumed_training_ends_as_the_uninterrupted_one`).
+
+    Args:
+        skip_epochs: `TrainingStream.skip_epochs` of the dataset being fit.
+        steps_per_epoch: The model's training steps per epoch.
+    """
+
+    def __init__(self, skip_epochs: Callable[[int], None], steps_per_epoch: int):
+        super().__init__()
+        self.skip_epochs = skip_epochs
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_begin(self, logs=None):
+        # Where BackupAndRestore tells fit to start (fit reads it right after
+        # the callbacks' on_train_begin).
+        trained = getattr(self.model, "_initial_epoch", None) or 0
+        if trained:
+            self.skip_epochs(trained)
+            advance_seed_generators(self.model, trained * self.steps_per_epoch)
 
 
 def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int = 512):
