@@ -237,6 +237,20 @@ def test_a_run_stopped_while_exporting_finishes_without_training_again(small_npz
     assert not (out / "backup").exists()  # Finished now.
 
 
+def test_the_same_command_on_a_finished_run_keeps_its_results_without_training(
+        small_run, small_npz, capsys):
+    from hw1_keras.mnist import train
+
+    run_dir, metrics = small_run
+    files = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train.MnistHyperModel, "fit", None)  # Training would fail.
+        again = train.run(MnistConfig(data=small_npz, **SMALL), str(run_dir))
+    assert "this run finished already (test accuracy" in capsys.readouterr().out
+    assert again["test_accuracy"] == metrics["test_accuracy"]
+    assert {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()} == files
+
+
 def test_resuming_with_other_settings_is_refused_and_changes_nothing(small_npz, tmp_path, cli):
     from hw1_keras.config import to_dict
     from hw1_keras.runs import write_json

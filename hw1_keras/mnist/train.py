@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
-from hw1_keras.runs import check_run_dir, make_run_dir, write_json, write_text
+from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json, write_text
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
                                 ValidateAveragedWeights, WorkerBackupAndRestore,
                                 seed_everything)
@@ -144,6 +145,16 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray
     ]
 
 
+def _finished(run_dir: Path, config: MnistConfig) -> dict | None:
+    """The metrics of a run of `config` that `run_dir` holds finished; else None."""
+    metrics, saved = run_dir / "metrics.json", run_dir / "config.json"
+    if (run_dir / BACKUP).exists() or not (metrics.is_file() and saved.is_file()):
+        return None
+    if read_json(saved) != json.loads(json.dumps(to_dict(config))):
+        return None
+    return read_json(metrics)
+
+
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
     """Test loss, accuracy, per-class accuracy, confusion matrix, predictions."""
     loss, accuracy = model.evaluate(pipeline.evaluation_dataset(images, labels), verbose=0)
@@ -222,6 +233,17 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     Returns:
         The metrics written to `metrics.json`, with `run_dir` added.
     """
+    finished = _finished(run_dir, config)
+    if finished is not None:
+        # The same command again: 20 minutes of training would only repeat the
+        # seeded result, and stopping that rerun would leave its checkpoint and
+        # log in place of the finished run's.
+        finished.update(extra or {})
+        write_json(run_dir / "metrics.json", finished)
+        print(f"{run_dir}: this run finished already (test accuracy "
+              f"{finished['test_accuracy']:.4%}); its results are kept. Pass another --out "
+              "to train it again.")
+        return {**finished, "run_dir": str(run_dir)}
     resumed_log = read_log(run_dir / LOG, repair=True) if (run_dir / BACKUP).exists() else {}
     if resumed_log:  # The best setting of a search, resumed in the search's folder.
         check_run_dir(run_dir, to_dict(config), interrupted=True)
