@@ -57,7 +57,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     for name, strategy in strategies.items():
         with strategy.scope():
             models[name] = build_model(hyperparameters(config))
-            models[name].fit(dataset.take(5), epochs=1, verbose=0)  # Warm-up: tracing.
+            models[name].fit(dataset.take(5), epochs=1, verbose=0, shuffle=False)  # Warm-up.
     print(f"mirrored overhead (default CNN, global batch {batch_size}, "
           f"{THROUGHPUT_STEPS} steps each)")
     rates: dict[str, list[float]] = {}

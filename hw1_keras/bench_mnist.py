@@ -94,7 +94,7 @@ def images_per_second(model: keras.Model, dataset, *, steps: int, batch_size: in
     passes, rest = divmod(steps, batches_per_pass)
     images = passes * images_per_pass + rest * batch_size
     start = time.perf_counter()
-    model.fit(dataset.take(steps), epochs=1, verbose=0)
+    model.fit(dataset.take(steps), epochs=1, verbose=0, shuffle=False)  # The pipeline shuffles.
     return images / (time.perf_counter() - start)
 
 
@@ -111,7 +111,7 @@ def throughput(config: MnistConfig) -> dict:
     for name in ("plain", "augmented") * THROUGHPUT_ROUNDS:
         dataset, images = training_dataset(config, data,
                                            augment if name == "augmented" else None)
-        model.fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
+        model.fit(dataset.take(10), epochs=1, verbose=0, shuffle=False)  # Warm-up.
         results.setdefault(name, []).append(images_per_second(
             model, dataset, steps=THROUGHPUT_STEPS, batch_size=config.batch_size,
             images_per_pass=images))
@@ -141,7 +141,7 @@ def precision(config: MnistConfig) -> dict:
             models[policy] = build_model(hyperparameters(config))
         finally:
             keras.mixed_precision.set_global_policy(previous)
-        models[policy].fit(dataset.take(10), epochs=1, verbose=0)  # Warm-up: tracing, buffers.
+        models[policy].fit(dataset.take(10), epochs=1, verbose=0, shuffle=False)  # Warm-up.
     print(f"precision (batch {config.batch_size}, {THROUGHPUT_STEPS} steps each, augmented "
           "pipeline, same architecture)")
     rates = {policy: [] for policy in models}
