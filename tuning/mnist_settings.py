@@ -89,7 +89,7 @@ def setting_label(study: Study, value, config: MnistConfig) -> str:
     if study.parameter == "dense_units":
         return f"{value} units"
     if study.parameter == "dense_dropout":
-        return f"dropout {value:g}"
+        return f"dense dropout {value:g}"  # Not --dropout, the conv blocks' one.
     if study.parameter == "batch_size":
         return f"batch {value}"
     if study.parameter == "batch_norm":

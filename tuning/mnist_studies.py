@@ -251,7 +251,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     studies = settings.selected()
     total = sum(len(study.values) for study in studies)
     total = total if settings.trials is None else min(total, settings.trials)
-    print(f"mnist --tune: {len(studies)} studies, {total} settings, each trained "
+    print(f"mnist --tune: {_count(len(studies), 'study', 'studies')}, "
+          f"{_count(total, 'setting')}, each trained "
           f"{_epochs(settings.epochs_per_trial)} on {images:,} of {len(data.x_train):,} "
           f"training images and scored on {len(data.x_val):,} validation images -> {run_dir}"
           + (" (resuming; --fresh starts over)" if resuming else "")
@@ -291,8 +292,13 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     return Search(summary, run_dir, data)
 
 
+def _count(count: int, one: str, many: str | None = None) -> str:
+    """`1 epoch`, `2 epochs`; `many` for a plural other than `one` + s."""
+    return f"{count} {one if count == 1 else many or one + 's'}"
+
+
 def _epochs(count: int) -> str:
-    return f"{count} epoch{'s' * (count != 1)}"
+    return _count(count, "epoch")
 
 
 def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, started,
