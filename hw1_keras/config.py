@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 import typing
 from typing import Any
@@ -136,6 +137,29 @@ def require_seed(config: Any, name: str = "seed") -> None:
     """Raises `InputError` unless the field `name` is a seed in [0, MAX_SEED]."""
     value = getattr(config, name)
     require(0 <= value <= MAX_SEED, config, name, f"a whole number from 0 to {MAX_SEED}")
+
+
+def absolute_path(config: Any, name: str) -> None:
+    """Makes the file path in field `name` absolute, in place; None stays None.
+
+    A run folder's `config.json` and a search's identity record the path, and
+    a rerun from another directory names the same file by another relative
+    path (the README's examples use relative ones); absolute paths let the two
+    compare equal. For a frozen dataclass's `__post_init__`.
+
+    Raises:
+        InputError: The path is empty (a `--data ""` would name the current
+            folder).
+    """
+    value = getattr(config, name)
+    if value is None:
+        return
+    value = os.fspath(value)
+    if not value.strip():
+        field = {f.name: f for f in dataclasses.fields(config)}[name]
+        raise InputError(f"{flag_name(field)} got an empty path; expected a file's path, "
+                         "or leave the flag out")
+    object.__setattr__(config, name, os.path.abspath(value))
 
 
 def require(condition: bool, config: Any, name: str, expected: str) -> None:

@@ -28,8 +28,13 @@ def make_run_dir(out: str | None, task: str) -> Path:
         The folder, created.
 
     Raises:
-        InputError: `out` exists and is not a folder, or cannot be created.
+        InputError: `out` is empty, exists and is not a folder, or cannot be
+            created.
     """
+    if out is not None and not out.strip():
+        # Not the default folder: the user meant to name one and did not.
+        raise InputError(f"--out got {out!r}; expected a folder's path, or omit --out "
+                         "for a new folder under runs/")
     path = Path(out) if out else RUNS_ROOT / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
     if path.exists() and not path.is_dir():
         raise InputError(f"--out {path}: exists and is not a folder; name a folder")
@@ -73,7 +78,8 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> Non
             resume; only changes the advice.
 
     Raises:
-        InputError: The folder holds something else.
+        InputError: The folder holds something else, or a `config.json` that
+            is no run's.
     """
     saved = run_dir / "config.json"
     if not saved.is_file():
@@ -81,8 +87,8 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> Non
             raise InputError(f"--out {run_dir}: is not empty and holds no run (no "
                              "config.json); name a new or empty folder")
         return
-    before, now = read_json(saved), json.loads(json.dumps(config))
-    if set(before) != set(now):
+    before, now = read_settings(run_dir, saved), json.loads(json.dumps(config))
+    if not same_task(before, now):
         raise InputError(f"--out {run_dir}: holds a run of another task; "
                          "pass another --out")
     changed = describe_changes(before, now)
@@ -94,6 +100,45 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> Non
                          "or pass another --out")
     raise InputError(f"--out {run_dir}: holds a run with other settings ({changed}); "
                      "pass another --out, or delete that folder to replace its run")
+
+
+def read_settings(run_dir: Path, saved: Path, what: str = "a run's config") -> dict:
+    """The settings `saved` (a run folder's `config.json`, a search's identity) records.
+
+    Raises:
+        InputError: The file cannot be read, or is no run's configuration
+            (damaged, not JSON, or JSON but no object of settings).
+    """
+    try:
+        before = read_json(saved)
+    except OSError as error:
+        raise InputError(f"--out {run_dir}: {saved} cannot be read ({error.strerror}); "
+                         "pass another --out") from None
+    except UnicodeDecodeError:
+        why = "not text"
+    except json.JSONDecodeError as error:
+        why = f"not valid JSON: {error.msg} at line {error.lineno}"
+    else:
+        if isinstance(before, dict) and before:
+            return before
+        why = "no settings" if isinstance(before, dict) else f"a JSON {_json_kind(before)}"
+    raise InputError(f"--out {run_dir}: {saved} is not {what} ({why}); pass another --out")
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", bool: "true or false", type(None): "null"}
+    return kinds.get(type(value), "number")
+
+
+def same_task(before: dict, now: dict) -> bool:
+    """Whether two run configurations (`to_dict`s) are of the same task.
+
+    `config.json` names no task, so the fields tell: the tasks share only a
+    few (seed, epochs, batch size, rates), so a run of another task differs in
+    more fields than it shares, while the same task's run from an older or
+    newer version gains or loses one or two.
+    """
+    return len(set(before) & set(now)) > len(set(before) ^ set(now))
 
 
 def describe_changes(before: dict, now: dict, limit: int = 4) -> str:

@@ -88,9 +88,43 @@ def test_flags_override_only_named_fields():
     assert config.train is None and config.test is None
 
 
-def test_train_and_test_paths_parse_as_strings():
+def test_train_and_test_paths_parse_as_strings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     config = parse("--train", "a.csv", "--test", "b.csv")
-    assert (config.train, config.test) == ("a.csv", "b.csv")
+    assert (config.train, config.test) == (str(tmp_path / "a.csv"), str(tmp_path / "b.csv"))
+
+
+def test_a_file_named_from_another_folder_is_recorded_as_the_same_file(tmp_path, monkeypatch):
+    from hw1_keras.mnist.config import MnistConfig
+    from hw1_keras.runs import check_run_dir, write_json
+    from tuning.mnist_settings import StudySettings
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    first = MnistConfig(data="data/mnist.npz")
+    regression = RegressionConfig(train="data/a.csv", test=str(tmp_path / "data" / "b.csv"))
+    monkeypatch.chdir(tmp_path / "data")
+    again = dataclasses.replace(MnistConfig(), data="mnist.npz")
+    assert first.data == again.data == str(tmp_path / "data" / "mnist.npz")
+    assert RegressionConfig(train="a.csv", test="../data/b.csv") == regression
+    # A resumed run and a resumed search see the same settings.
+    (tmp_path / "run").mkdir()
+    write_json(tmp_path / "run" / "config.json", to_dict(first))
+    check_run_dir(tmp_path / "run", to_dict(again))
+    assert StudySettings().identity(first) == StudySettings().identity(again)
+
+
+@pytest.mark.parametrize("field", ["data", "train", "test"])
+def test_an_empty_file_path_is_refused_not_taken_for_the_current_folder(field):
+    from hw1_keras.mnist.config import MnistConfig
+
+    with pytest.raises(InputError) as caught:
+        if field == "data":
+            MnistConfig(data="")
+        else:
+            RegressionConfig(**{"train": "a.csv", "test": "b.csv", field: ""})
+    assert str(caught.value) == (f"--{field} got an empty path; expected a file's path, or "
+                                 "leave the flag out")
 
 
 @pytest.mark.parametrize(

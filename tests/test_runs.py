@@ -29,6 +29,16 @@ def test_unusable_out_folders_get_one_line(tmp_path, where, message):
     assert str(error.value).startswith(f"--out {tmp_path / where}:")
 
 
+@pytest.mark.parametrize("out", ["", "  "])
+def test_an_empty_out_is_refused_rather_than_taken_for_the_default(tmp_path, monkeypatch, out):
+    monkeypatch.setattr(runs, "RUNS_ROOT", tmp_path / "runs")
+    with pytest.raises(InputError) as error:
+        make_run_dir(out, "task")
+    assert str(error.value) == (f"--out got {out!r}; expected a folder's path, or omit --out "
+                                "for a new folder under runs/")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_default_folders_of_runs_started_in_the_same_second_differ(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "RUNS_ROOT", tmp_path / "runs")
     monkeypatch.setattr(runs.time, "strftime", lambda _: "20261127-120000")
@@ -69,6 +79,51 @@ def test_a_folder_holding_another_run_is_refused_untouched(tmp_path, saved, inte
         check_run_dir(path, {"seed": 1, "epochs": 3}, interrupted=interrupted)
     assert str(error.value).startswith(f"--out {path}: {message}")
     assert "\n" not in str(error.value)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+@pytest.mark.parametrize("saved", [
+    {"seed": 1, "epochs": 3, "lr": 0.1, "bogus": 1},  # A field from another version.
+    {"seed": 1, "epochs": 3},  # One from this version that the saved run lacks.
+])
+def test_a_run_of_the_same_task_with_other_fields_names_them(tmp_path, saved):
+    path, before = _folder(tmp_path, saved)
+    with pytest.raises(InputError) as error:
+        check_run_dir(path, {"seed": 1, "epochs": 3, "lr": 0.1})
+    changed = "bogus 1 -> unset" if "bogus" in saved else "lr unset -> 0.1"
+    assert str(error.value).startswith(f"--out {path}: holds a run with other settings "
+                                       f"({changed}); pass another --out")
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_the_two_tasks_configurations_are_told_apart():
+    from hw1_keras.config import to_dict
+    from hw1_keras.mnist.config import MnistConfig
+    from hw1_keras.regression.config import RegressionConfig
+
+    regression, mnist = to_dict(RegressionConfig()), to_dict(MnistConfig())
+    assert not runs.same_task(regression, mnist) and not runs.same_task(mnist, regression)
+    for config in (regression, mnist):
+        assert runs.same_task(config, {**config, "added": 1})
+        assert runs.same_task(config, {k: v for k, v in config.items() if k != "seed"})
+
+
+@pytest.mark.parametrize("content, why", [
+    (b"{broken", "not valid JSON: Expecting property name enclosed in double quotes at "
+                 "line 1"),
+    (b"5", "a JSON number"),
+    (b"[1, 2]", "a JSON array"),
+    (b"{}", "no settings"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff", "not text"),
+])
+def test_a_damaged_config_is_one_line_and_left_alone(tmp_path, content, why):
+    path, _ = _folder(tmp_path, {"seed": 0})
+    (path / "config.json").write_bytes(content)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    with pytest.raises(InputError) as error:
+        check_run_dir(path, {"seed": 0})
+    assert str(error.value) == (f"--out {path}: {path / 'config.json'} is not a run's config "
+                                f"({why}); pass another --out")
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
 
 

@@ -103,3 +103,18 @@ def test_an_intact_search_state_reloads_and_other_errors_pass_through(tmp_path):
     with pytest.raises(InputError, match="^--trials 0"):
         with reading_state(tuning_dir / "stage"):
             raise InputError("--trials 0: nothing to search")
+
+
+@pytest.mark.parametrize("content", ["{broken", "5", ""])
+def test_a_damaged_search_record_is_one_clear_error(tmp_path, content):
+    tuning_dir = saved_search(tmp_path, REGRESSION)
+    (tuning_dir / IDENTITY_FILE).write_text(content)
+    with pytest.raises(InputError, match=r"search\.json is not a search's record"):
+        check_resumable(tuning_dir, REGRESSION, fresh=False)
+    assert (tuning_dir / IDENTITY_FILE).read_text() == content
+
+
+def test_a_search_record_from_another_version_names_the_field_that_differs(tmp_path):
+    tuning_dir = saved_search(tmp_path, {**REGRESSION, "added_later": 1})
+    with pytest.raises(InputError, match=r"other settings \(added_later 1 -> unset\)"):
+        check_resumable(tuning_dir, REGRESSION, fresh=False)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from hw1_keras.errors import InputError
-from hw1_keras.runs import describe_changes, read_json, write_json
+from hw1_keras.runs import describe_changes, read_settings, same_task, write_json
 
 IDENTITY_FILE = "search.json"
 
@@ -38,8 +38,8 @@ def check_resumable(tuning_dir: Path, identity: dict, fresh: bool) -> bool:
             raise InputError(f"--out {out}: is not empty and holds no search (no "
                              f"{tuning_dir.name}/{IDENTITY_FILE}); pass another --out")
         return False
-    before = read_json(saved)
-    if set(before) != set(identity):
+    before = read_settings(tuning_dir.parent, saved, "a search's record")
+    if not same_task(before, identity):
         raise InputError(f"--out {tuning_dir.parent}: holds a search of another task; "
                          "pass another --out")
     if fresh:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import option, require, require_seed
+from hw1_keras.config import absolute_path, option, require, require_seed
 
 DOWNSAMPLING = ("maxpool", "stride")
 
 
 @dataclasses.dataclass(frozen=True)
 class MnistConfig:
-    """Everything that decides an MNIST run; `metrics.json` records it."""
+    """Everything that decides an MNIST run; `metrics.json` records it.
+
+    `data` is made absolute, so that a rerun (or resumed search) from another
+    directory is recognized as the same run.
+    """
 
     seed: int = option(0, "seeds the split, weight init, batch order and augmentation")
     data: str | None = option(
@@ -67,6 +71,7 @@ class MnistConfig:
     validation_size: int = option(12_000, "held out of the 60k training images, stratified")
 
     def __post_init__(self):
+        absolute_path(self, "data")
         require_seed(self)
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
         require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")

@@ -23,7 +23,8 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
-from hw1_keras.runs import check_run_dir, make_run_dir, read_json, write_json, write_text
+from hw1_keras.runs import (check_run_dir, make_run_dir, read_json, read_settings, write_json,
+                            write_text)
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
                                 ValidateAveragedWeights, WorkerBackupAndRestore,
                                 seed_everything)
@@ -150,7 +151,7 @@ def _finished(run_dir: Path, config: MnistConfig) -> dict | None:
     metrics, saved = run_dir / "metrics.json", run_dir / "config.json"
     if (run_dir / BACKUP).exists() or not (metrics.is_file() and saved.is_file()):
         return None
-    if read_json(saved) != json.loads(json.dumps(to_dict(config))):
+    if read_settings(run_dir, saved) != json.loads(json.dumps(to_dict(config))):
         return None
     return read_json(metrics)
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import option, require, require_seed
+from hw1_keras.config import absolute_path, option, require, require_seed
 
 ACTIVATIONS = ("selu", "sigmoid", "relu", "tanh", "elu", "gelu", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
 class RegressionConfig:
-    """Everything that decides a regression run; `metrics.json` records it."""
+    """Everything that decides a regression run; `metrics.json` records it.
+
+    `train` and `test` are made absolute, so that a rerun from another
+    directory is recognized as the same run.
+    """
 
     seed: int = option(0, "seeds weight init and batch order; same seed, same result")
     epochs: int = option(
@@ -48,6 +52,8 @@ class RegressionConfig:
     test: str | None = option(None, "test CSV (input,label); default: embedded data")
 
     def __post_init__(self):
+        absolute_path(self, "train")
+        absolute_path(self, "test")
         require_seed(self)
         require_seed(self, "data_seed")
         require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
