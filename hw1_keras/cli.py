@@ -144,15 +144,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="tune: the search's folds (default: contiguous, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=None,
                        help="mnist resume part: epochs of the killed run (default: 4)")
-    bench.add_argument("--out", metavar="DIR",
+    bench.add_argument("--out", metavar="DIR", type=_folder,
                        help="mnist: where its runs go (default: runs/bench-mnist); tune: a "
                             "new folder for the timed search (default: a temporary one)")
     return parser
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR",
+    parser.add_argument("--out", metavar="DIR", type=_folder,
                         help="run folder (default: runs/<task>-<date>-<time>)")
+
+
+def _folder(text: str) -> str:
+    # An empty --out (an unset shell variable, say) is no folder; taken for
+    # "not given", the run would land under runs/ unnoticed.
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected a folder's path, or omit "
+                                         "--out for the default one")
+    return text
 
 
 def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:

@@ -67,6 +67,10 @@ def load_endpoint(path: str | Path) -> Callable:
         InputError: `path` is not a SavedModel exported by this project.
     """
     path = Path(path)
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "no such folder"
+        raise InputError(f"--model {path}: {what}; pass the saved_model/ folder of a run "
+                         "(the one holding saved_model.pb)")
     if not (path / "saved_model.pb").is_file():
         raise InputError(
             f"--model {path}: not a SavedModel folder (no saved_model.pb); pass the "

@@ -22,6 +22,8 @@ def read_inputs(path: str | Path) -> list[float]:
         InputError: missing or empty file, or a cell that is not a finite number.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--input {path}: is a folder, not a file; pass a CSV of x values")
     if not path.is_file():
         raise InputError(f"--input {path}: no such file")
     rows = csv_rows(path, f"--input {path}")

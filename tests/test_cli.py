@@ -74,6 +74,11 @@ FAST_ERRORS = [
      ["--model applies to bench photos, not bench mnist; leave it out"]),
     ("bench_parts_for_tune", ["bench", "tune", "--parts", "precision"],
      ["--parts applies to bench mnist, not bench tune"]),
+    ("empty_out", ["mnist", "--out", ""],
+     ["run.py mnist: error: argument --out: got ''; expected a folder's path, or omit --out "
+      "for the default one"]),
+    ("empty_out_of_a_search", ["regression", "--tune", "--out="], ["--out: got ''"]),
+    ("empty_data", ["mnist", "--data", ""], ["--data got an empty path"]),
 ]
 
 
@@ -151,6 +156,39 @@ def _out_holds_another_task(cli, tiny_run, tmp):
     return result, {"path": str(existing), "before": before, "after": snapshot(existing)}
 
 
+def _out_holds_a_damaged_config(cli, tiny_run, tmp):
+    existing = tmp / "existing_run"
+    shutil.copytree(tiny_run[0], existing)
+    (existing / "config.json").write_text("{broken")
+    before = snapshot(existing)
+    result = cli("regression", "--out", existing, "--epochs", "1")
+    return result, {"path": str(existing / "config.json"), "before": before,
+                    "after": snapshot(existing)}
+
+
+def _out_holds_a_run_with_an_extra_field(cli, tiny_run, tmp):
+    from hw1_keras.runs import read_json, write_json
+
+    existing = tmp / "existing_run"
+    shutil.copytree(tiny_run[0], existing)
+    write_json(existing / "config.json", {**read_json(existing / "config.json"), "bogus": 1})
+    before = snapshot(existing)
+    result = cli("regression", "--out", existing, "--epochs", "20", "--log-every", "10")
+    return result, {"path": str(existing), "before": before, "after": snapshot(existing)}
+
+
+def _train_csv_is_a_folder(cli, tiny_run, tmp):
+    test = tmp / "test.csv"
+    test.write_text("input,label\n1,2\n")
+    return cli("regression", "--epochs", "1", "--train", tmp, "--test", test,
+               "--out", tmp / "out"), {"path": str(tmp)}
+
+
+def _predict_no_such_model(cli, tiny_run, tmp):
+    missing = tmp / "nonexistent"
+    return cli("predict", "--model", missing, "1.0"), {"path": str(missing)}
+
+
 def _predict_not_a_model(cli, tiny_run, tmp):
     folder = tmp / "not_a_model"
     folder.mkdir()
@@ -168,6 +206,13 @@ TF_ERRORS = {
     "out_holds_another_seed": (_out_holds_another_seed, [
         "holds a run with other settings (seed 0 -> 5)", "pass another --out"]),
     "out_holds_another_task": (_out_holds_another_task, ["holds a run of another task"]),
+    "out_holds_a_damaged_config": (_out_holds_a_damaged_config, [
+        "is not a run's config (not valid JSON", "pass another --out"]),
+    "out_holds_a_run_with_an_extra_field": (_out_holds_a_run_with_an_extra_field, [
+        "holds a run with other settings (bogus 1 -> unset)"]),
+    "train_csv_is_a_folder": (_train_csv_is_a_folder, ["is a folder, not a file"]),
+    "predict_no_such_model": (_predict_no_such_model, [
+        "--model", "no such folder; pass the saved_model/ folder of a run"]),
     "predict_not_a_model": (_predict_not_a_model, ["--model", "saved_model.pb"]),
     "predict_no_inputs": (_predict_no_inputs, ["no inputs"]),
 }
@@ -204,7 +249,8 @@ def test_missing_data_creates_no_run_folder(tf_error):
 
 
 @pytest.mark.parametrize("name", ["bad_csv_row", "out_holds_another_seed",
-                                  "out_holds_another_task"])
+                                  "out_holds_another_task", "out_holds_a_damaged_config",
+                                  "out_holds_a_run_with_an_extra_field"])
 def test_failed_run_leaves_existing_run_untouched(tf_error, name):
     result, extra = tf_error(name)
     assert result.returncode == 2
@@ -283,6 +329,8 @@ def test_read_inputs_errors(tmp_path, content, fragment):
     assert message.startswith(f"--input {path}:") and fragment in message, message
     with pytest.raises(InputError, match="no such file"):
         read_inputs(tmp_path / "missing.csv")
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_inputs(tmp_path)
 
 
 def test_predict_no_inputs_is_checked_first(tmp_path):
@@ -291,6 +339,19 @@ def test_predict_no_inputs_is_checked_first(tmp_path):
 
     with pytest.raises(InputError, match="no inputs"):
         predict_command(str(tmp_path / "whatever"), [], None)
+
+
+def test_predict_says_when_the_model_folder_is_missing_or_a_file(tiny_run, tmp_path):
+    from hw1_keras.errors import InputError
+    from hw1_keras.predict import predict_command
+
+    model_file = tiny_run[0] / "saved_model" / "saved_model.pb"
+    for path, what in [(tmp_path / "missing", "no such folder"),
+                       (model_file, "is a file, not a folder")]:
+        with pytest.raises(InputError) as caught:
+            predict_command(str(path), ["1"], None)
+        assert str(caught.value) == (f"--model {path}: {what}; pass the saved_model/ folder "
+                                     "of a run (the one holding saved_model.pb)")
 
 
 def test_predict_reads_every_negative_number_python_does_as_an_x_value():

@@ -73,6 +73,13 @@ def test_missing_and_unreadable_files(tmp_path):
         mnist_data.load_arrays(str(torn))
 
 
+def test_a_folder_is_reported_as_a_folder_not_a_missing_file(tmp_path):
+    with pytest.raises(InputError) as error:
+        mnist_data.load_arrays(str(tmp_path))
+    assert str(error.value) == (f"--data {tmp_path}: is a folder, not a file; pass a .npz in "
+                                "keras.datasets.mnist layout")
+
+
 def test_object_arrays_are_refused_not_unpickled(tmp_path):
     path = tmp_path / "objects.npz"
     np.savez(path, **{**_arrays(), "y_train": np.array([object()] * 60)})

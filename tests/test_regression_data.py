@@ -152,7 +152,7 @@ BAD_FILES = [
     ("blank", "\n  \n", 1, ["empty"]),
     ("wrong_header", "x,y\n1,2\n", 1, ["row 1", "header input,label"]),
     ("columns", "input,label\n1,2\n3,4,5\n", 1, ["row 3", "3 columns", "expected 2"]),
-    ("one_column", "input,label\n1\n", 1, ["row 2", "1 columns"]),
+    ("one_column", "input,label\n1\n", 1, ["row 2 has 1 column; expected 2"]),
     ("non_numeric", "input,label\n1,2\n3,abc\n4,5\n", 1, ["row 3", "label", "'abc'",
                                                           "not a number"]),
     ("non_numeric_input", "input,label\n1,2\n2,3\noops,5\n", 1, ["row 4", "input", "'oops'"]),
@@ -160,7 +160,7 @@ BAD_FILES = [
     ("inf", "input,label\n1,2\n2,-inf\n", 1, ["row 3", "label", "not a finite number"]),
     ("float32_overflow", "input,label\n1,2\n2,1e39\n", 1, ["row 3", "label", "'1e39'",
                                                            "beyond float32's range"]),
-    ("too_few", "input,label\n1,2\n", 2, ["1 data rows", "at least 2"]),
+    ("too_few", "input,label\n1,2\n", 2, ["1 data row; need at least 2"]),
     ("header_only", "input,label\n", 1, ["0 data rows", "at least 1"]),
 ]
 
@@ -187,9 +187,11 @@ def test_missing_file(tmp_path):
     assert str(path) in str(caught.value)
 
 
-def test_directory_is_not_a_file(tmp_path):
-    with pytest.raises(InputError, match="no such file"):
+def test_a_folder_is_reported_as_a_folder_not_a_missing_file(tmp_path):
+    with pytest.raises(InputError) as caught:
         read_csv(tmp_path)
+    assert str(caught.value) == (f"{tmp_path}: is a folder, not a file; pass a CSV file with "
+                                 "columns input,label")
 
 
 def test_binary_file_is_an_input_error(tmp_path):

@@ -44,6 +44,7 @@ from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, build_model, hyperparameters
 from hw1_keras.mnist.train import BACKUP, settle_batches, train_and_export
 from hw1_keras.runs import RUNS_ROOT, describe_changes, make_run_dir, read_json, write_json
+from hw1_keras.text import plural
 from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
 from tuning.mnist_settings import (QUICK_TRIAL_IMAGES, Study, StudySettings, apply_setting,
@@ -251,8 +252,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     studies = settings.selected()
     total = sum(len(study.values) for study in studies)
     total = total if settings.trials is None else min(total, settings.trials)
-    print(f"mnist --tune: {_count(len(studies), 'study', 'studies')}, "
-          f"{_count(total, 'setting')}, each trained "
+    print(f"mnist --tune: {plural(len(studies), 'study', 'studies')}, "
+          f"{plural(total, 'setting')}, each trained "
           f"{_epochs(settings.epochs_per_trial)} on {images:,} of {len(data.x_train):,} "
           f"training images and scored on {len(data.x_val):,} validation images -> {run_dir}"
           + (" (resuming; --fresh starts over)" if resuming else "")
@@ -292,13 +293,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     return Search(summary, run_dir, data)
 
 
-def _count(count: int, one: str, many: str | None = None) -> str:
-    """`1 epoch`, `2 epochs`; `many` for a plural other than `one` + s."""
-    return f"{count} {one if count == 1 else many or one + 's'}"
-
-
 def _epochs(count: int) -> str:
-    return _count(count, "epoch")
+    return plural(count, "epoch")
 
 
 def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, started,

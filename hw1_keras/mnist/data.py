@@ -47,6 +47,9 @@ def load_arrays(path: str | None):
 
 
 def _read_npz(path: Path):
+    if path.is_dir():
+        raise InputError(f"--data {path}: is a folder, not a file; pass a .npz in "
+                         "keras.datasets.mnist layout")
     if not path.is_file():
         raise InputError(f"--data {path}: no such file; pass a .npz in keras.datasets.mnist layout")
     with open(path, "rb") as handle:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from hw1_keras.errors import InputError
+from hw1_keras.text import plural
 
 X_RANGE = (-5.0, 5.0)
 # The dark intervals: about 2 wide near x = -2 and about 1.4 wide near x = 2.5.
@@ -113,6 +114,9 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
             non-numeric, NaN or infinite cell, or too few rows.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a file; pass a CSV file with columns "
+                         "input,label")
     if not path.is_file():
         raise InputError(f"{path}: no such file; pass an existing CSV with columns input,label")
     rows = csv_rows(path, str(path))
@@ -124,13 +128,14 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
     for number, row in rows[start:]:
         if len(row) != 2:
             raise InputError(
-                f"{path}: row {number} has {len(row)} columns; expected 2 (input,label)"
+                f"{path}: row {number} has {plural(len(row), 'column')}; expected 2 "
+                "(input,label)"
             )
         xs.append(_number(row[0], path, number, "input"))
         ys.append(_number(row[1], path, number, "label"))
     if len(xs) < min_rows:
         raise InputError(
-            f"{path}: {len(xs)} data rows; need at least {min_rows}"
+            f"{path}: {plural(len(xs), 'data row')}; need at least {min_rows}"
         )
     return _split(xs, ys)
 
