@@ -67,6 +67,12 @@ def load_endpoint(path: str | Path) -> Callable:
         InputError: `path` is not a SavedModel exported by this project.
     """
     path = Path(path)
+    previous = path.with_name(path.name + ".old")
+    if not path.exists() and (previous / "saved_model.pb").is_file():
+        # export_saved_model was stopped between its two renames.
+        raise InputError(f"--model {path}: the run stopped while replacing its export; rerun "
+                         f"the run's command to finish it, or pass --model {previous} (the "
+                         "export before)")
     if not path.is_dir():
         what = "is a file, not a folder" if path.exists() else "no such folder"
         raise InputError(f"--model {path}: {what}; pass the saved_model/ folder of a run "

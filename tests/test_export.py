@@ -134,6 +134,17 @@ def test_an_export_interrupted_between_its_renames_does_not_block_the_next(tmp_p
                                model.predict(inputs, verbose=0), atol=1e-5)
 
 
+def test_a_kill_between_the_renames_is_explained_to_predict(tmp_path, inputs):
+    path = tmp_path / "saved_model"
+    export_saved_model(make_model(4), path, SIGNATURE)
+    path.rename(tmp_path / "saved_model.old")  # The old one moved out, the new one not in.
+    with pytest.raises(InputError) as caught:
+        load_endpoint(path)
+    message = str(caught.value)
+    assert "stopped while replacing its export; rerun the run's command" in message
+    assert f"--model {tmp_path / 'saved_model.old'}" in message and "\n" not in message
+
+
 def test_load_endpoint_rejects_a_damaged_savedmodel_in_one_line(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     with pytest.raises(InputError) as caught:
