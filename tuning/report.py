@@ -18,7 +18,7 @@ def trial_records(oracle, folds: int) -> list[dict]:
     """
     name = oracle.objective.name
     records = []
-    for trial_id in sorted(oracle.trials):
+    for trial_id in sorted(oracle.trials, key=int):  # Numbered as started; widths may differ.
         trial = oracle.trials[trial_id]
         record = {"trial_id": trial_id, "status": trial.status,
                   "hyperparameters": dict(trial.hyperparameters.values)}
