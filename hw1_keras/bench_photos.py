@@ -18,6 +18,7 @@ from hw1_keras.errors import InputError
 from hw1_keras.export import input_specs, load_endpoint
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.images import to_mnist
+from hw1_keras.predict import UNSURE
 
 IMAGES = 1_000  # The first test digits; about 10 s of preparation on one core.
 PAGE = (300, 400)  # A photo's height and width, in pixels.
@@ -119,24 +120,42 @@ def main(args) -> dict:
                          "saved_model")
     digits, labels = x_test[:IMAGES], y_test[:IMAGES]
 
-    def accuracy(images: list) -> float:
+    confidence, right = [], []  # Of every photographed page's answer.
+
+    def accuracy(images: list, photographed: bool = True) -> float:
         """Unreadable pages (None: read as blank) count as wrong."""
         read = [image for image in images if image is not None]
-        predictions = iter(np.concatenate([
-            serve(np.stack(read[start:start + 500])).numpy().argmax(axis=1)
-            for start in range(0, len(read), 500)]))
-        answers = [-1 if image is None else next(predictions) for image in images]
-        return float(np.mean(np.asarray(answers) == labels))
+        probabilities = np.concatenate([serve(np.stack(read[start:start + 500])).numpy()
+                                        for start in range(0, len(read), 500)])
+        predictions = iter(probabilities.argmax(axis=1))
+        answers = np.asarray([-1 if image is None else next(predictions) for image in images])
+        if photographed:
+            confidence.extend(probabilities.max(axis=1))
+            right.extend(answers[answers >= 0] == labels[answers >= 0])
+        return float(np.mean(answers == labels))
 
     print(f"predict on MNIST's first {len(digits):,} test digits, photographed on "
           f"{PAGE[1]}x{PAGE[0]} pages", flush=True)
-    results = {"photos_images": len(digits), "photos_mnist": accuracy(list(digits))}
+    results = {"photos_images": len(digits),
+               "photos_mnist": accuracy(list(digits), photographed=False)}
     row("the digits as MNIST has them", f"{results['photos_mnist']:.1%}")
     for light, description in LIGHTS.items():
         rng = np.random.default_rng(0)  # Each light gets the same digits' sizes and places.
         results[f"photos_{light}"] = accuracy([_prepared(photograph(digit, light, rng))
                                                for digit in digits])
         row(description, f"{results[f'photos_{light}']:.1%}")
+    # How far predict's "unsure" mark (below UNSURE) tells wrong answers apart.
+    confidence, right = np.asarray(confidence), np.asarray(right, bool)
+    unsure = confidence < UNSURE
+    results.update(photos_unsure_share=float(unsure.mean()),
+                   photos_wrong_marked_unsure=float(unsure[~right].mean()) if (~right).any()
+                   else 1.0,
+                   photos_sure_accuracy=float(right[~unsure].mean()) if (~unsure).any()
+                   else None)
+    row(f"answers marked unsure (under {UNSURE:.0%})",
+        f"{unsure.sum():,} of {len(unsure):,}, {right[unsure].mean():.1%} of them right"
+        if unsure.any() else f"none of {len(unsure):,}")
+    row("wrong answers marked unsure", f"{(~right & unsure).sum()} of {(~right).sum()}")
     return results
 
 

@@ -363,3 +363,31 @@ def test_predict_reads_every_negative_number_python_does_as_an_x_value():
     # A mistyped flag is still one.
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", "--model", "m", "-x"])
+
+
+class _Eager:
+    """What a SavedModel endpoint returns: a tensor with `.numpy()`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def numpy(self):
+        return self.value
+
+
+def test_predict_marks_an_answer_under_70_percent_as_unsure(tmp_path, capsys):
+    # The model's probability is all the mark looks at: a stub endpoint stands in.
+    from PIL import Image
+
+    from hw1_keras import predict
+
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    Image.fromarray(255 - digit).save(tmp_path / "one.png")
+    for top, expected in ((0.69, "3 (69.0%, unsure)"), (0.7, "3 (70.0%)")):
+        def serve(images, top=top):
+            probabilities = np.full((len(images), 10), (1 - top) / 9, np.float32)
+            probabilities[:, 3] = top
+            return _Eager(probabilities)
+        assert predict._predict_images(serve, [str(tmp_path / "one.png")]) == 0
+        assert capsys.readouterr().out.strip() == f"{tmp_path / 'one.png'}: {expected}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -106,8 +107,7 @@ def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tm
     assert result.returncode == 2
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{good}: ")
-    digit_answer, probability = lines[0].split(": ")[1].split(" ")
-    assert 0 <= int(digit_answer) <= 9 and probability.endswith("%)")
+    assert re.fullmatch(r"[0-9] \([0-9.]+%(, unsure)?\)", lines[0].split(": ")[1]), lines[0]
     errors = result.stderr.strip().splitlines()
     assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in result.stderr
     assert errors[0].startswith(f"run.py predict: error: {bad}: ")
@@ -132,7 +132,11 @@ def test_bench_photos_prints_each_light_beside_the_digits_as_they_are(small_run,
     for light in bench_photos.LIGHTS:
         assert 0 <= results[f"photos_{light}"] <= 1
     rows = capsys.readouterr().out.strip().splitlines()
-    assert len(rows) == 2 + len(bench_photos.LIGHTS) and "40 test digits" in rows[0]
+    assert len(rows) == 4 + len(bench_photos.LIGHTS) and "40 test digits" in rows[0]
+    # The unsure mark's rows: shares of the photographed answers, and consistent.
+    assert "answers marked unsure (under 70%)" in rows[-2] and "wrong answers" in rows[-1]
+    assert 0 <= results["photos_unsure_share"] <= 1
+    assert 0 <= results["photos_wrong_marked_unsure"] <= 1
 
 
 def test_bench_photos_refuses_a_regression_model(tiny_run, small_npz):
