@@ -63,7 +63,12 @@ def _new_dir(stem: Path) -> Path:
     raise AssertionError("unreachable")
 
 
-def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> None:
+# Where a `--tune` run folder records its search (`tuning.resume`, `TUNING_DIR`).
+SEARCH_RECORD = Path("tuning") / "search.json"
+
+
+def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
+                  search: bool = False) -> None:
     """Refuses to write a run into a folder that holds a different one.
 
     Touches nothing. A folder may take the run if it is empty, or if its
@@ -76,11 +81,17 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False) -> Non
         config: The run's resolved configuration (`hw1_keras.config.to_dict`).
         interrupted: The folder holds an interrupted run this one would
             resume; only changes the advice.
+        search: The run is a search's winner, trained in the search's folder.
 
     Raises:
         InputError: The folder holds something else, or a `config.json` that
             is no run's.
     """
+    if not search and (run_dir / SEARCH_RECORD).is_file():
+        # Its config.json is the winner's: comparing with it would only list
+        # the settings the search chose.
+        raise InputError(f"--out {run_dir}: holds a --tune search; add --tune (and that "
+                         "search's flags) to resume or rerun it, or pass another --out")
     saved = run_dir / "config.json"
     if not saved.is_file():
         if run_dir.is_dir() and any(run_dir.iterdir()):

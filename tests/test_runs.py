@@ -142,3 +142,14 @@ def test_changes_name_nested_keys_and_stay_short():
     assert describe_changes(many, {}) == (
         "k0 0 -> unset; k1 1 -> unset; k2 2 -> unset; k3 3 -> unset; and 3 more")
     assert describe_changes({"a": "x" * 100}, {"a": "y"}) == f"a {'x' * 37}... -> y"
+
+
+def test_a_plain_run_in_a_tune_folder_is_told_to_add_tune(tmp_path):
+    # Its config.json is the search winner's; "other settings (batch_size ...)"
+    # would only list what the search chose.
+    write_json(tmp_path / "config.json", {"seed": 0, "batch_size": 50})
+    (tmp_path / "tuning").mkdir()
+    write_json(tmp_path / "tuning" / "search.json", {"search": {}, "config": {}})
+    with pytest.raises(InputError, match=r"holds a --tune search; add --tune"):
+        check_run_dir(tmp_path, {"seed": 0, "batch_size": 100})
+    check_run_dir(tmp_path, {"seed": 0, "batch_size": 50}, search=True)  # The winner itself.

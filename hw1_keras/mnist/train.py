@@ -247,7 +247,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         return {**finished, "run_dir": str(run_dir)}
     resumed_log = read_log(run_dir / LOG, repair=True) if (run_dir / BACKUP).exists() else {}
     if resumed_log:  # The best setting of a search, resumed in the search's folder.
-        check_run_dir(run_dir, to_dict(config), interrupted=True)
+        check_run_dir(run_dir, to_dict(config), interrupted=True, search=True)
     if not resumed_log and (run_dir / LOG).exists():
         (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
     print(f"mnist: {len(data.x_train)} train / {len(data.x_val)} validation / "
