@@ -251,8 +251,13 @@ def resume(config: MnistConfig, out: Path, epochs: int, kill_after: int) -> dict
     row("epochs in the log after resuming", f"{epochs_logged}")
     row("test accuracy: killed + resumed", f"{resumed['test_accuracy']:.2%}")
     row("test accuracy: uninterrupted", f"{reference['test_accuracy']:.2%}")
+    # Equal to the last digit when the resume continues the run exactly.
+    row("test loss: killed + resumed / uninterrupted",
+        f"{resumed['test_loss']:.7f} / {reference['test_loss']:.7f}")
     return {"resumed_test_accuracy": resumed["test_accuracy"],
             "reference_test_accuracy": reference["test_accuracy"],
+            "resumed_test_loss": resumed["test_loss"],
+            "reference_test_loss": reference["test_loss"],
             "epochs_logged": epochs_logged, "resumed_flag": resumed["resumed"]}
 
 
