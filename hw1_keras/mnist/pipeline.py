@@ -130,21 +130,22 @@ def training_stream(
     return TrainingStream(dataset.prefetch(AUTOTUNE), skip_epochs)
 
 
-def advance_seed_generators(layer: keras.Layer, calls: int) -> None:
+def advance_seed_generators(layer: keras.Layer, calls: int,
+                            sample: np.ndarray | None = None) -> None:
     """Moves every seed generator in `layer` on by `calls` calls in training mode.
 
     A `SeedGenerator` adds a fixed step to its state per draw, and a layer
     draws the same number of times per call, whatever the batch size; one
-    call on one blank image measures that. The call's other effects (a
-    BatchNorm's moving statistics) are undone.
+    call on one blank input measures that, and its other effects are undone.
 
     Args:
-        layer: The augmentation, or the model (its dropout), on (N, 28, 28, 1).
+        layer: The augmentation, or one of the model's dropout layers.
         calls: How many training-mode calls to move past.
+        sample: One blank input for `layer` (default: one 28x28x1 image).
     """
     variables = layer.variables
     before = [variable.numpy() for variable in variables]
-    layer(np.zeros((1, 28, 28, 1), np.float32), training=True)
+    layer(np.zeros((1, 28, 28, 1), np.float32) if sample is None else sample, training=True)
     steps = [(variable, variable.numpy() - start) for variable, start in zip(variables, before)
              if variable.path.endswith("seed_generator_state")]
     for variable, start in zip(variables, before):
@@ -180,7 +181,13 @@ class SkipTrainedEpochs(keras.callbacks.Callback):
         trained = getattr(self.model, "_initial_epoch", None) or 0
         if trained:
             self.skip_epochs(trained)
-            advance_seed_generators(self.model, trained * self.steps_per_epoch)
+            # Each dropout layer alone, on a blank input of its shape: calling the
+            # whole model would run its BatchNorm too (synchronized across
+            # replicas under a strategy).
+            for layer in self.model.layers:
+                if any(v.path.endswith("seed_generator_state") for v in layer.variables):
+                    sample = np.zeros([1, *layer.input.shape[1:]], np.float32)
+                    advance_seed_generators(layer, trained * self.steps_per_epoch, sample)
 
 
 def evaluation_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int = 512):
