@@ -124,3 +124,25 @@ def test_folds_train_side_by_side_under_a_mixed_policy(bfloat16_policy):
     histories = hypermodel.fit_folds(hp, fresh_models(hp, 2), TRAIN.x, TRAIN.y,
                                      kfold_indices(len(TRAIN.x), 2, seed=0))
     assert all(np.isfinite(history["val_mse"]).all() for history in histories)
+
+
+def test_folds_trained_one_by_one_each_get_their_own_callbacks():
+    # 4 and 5 training points at batch 4 cannot be stacked (1 and 2 steps per
+    # epoch): each fold trains with fit, and a stateful callback must not
+    # carry one fold's state into the next.
+    class EpochCounter(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epochs = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs += 1
+
+    config = RegressionConfig(epochs=4, log_every=2, batch_size=4, units=(4, 4))
+    hp = hyperparameters(config)
+    hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
+                                      seed=0, jit_compile=False)
+    original = EpochCounter()
+    hypermodel.fit_folds(hp, fresh_models(hp, 2), TRAIN.x[:9], TRAIN.y[:9],
+                         kfold_indices(9, 2, seed=0), callbacks=[original])
+    assert original.epochs == 0  # Copies trained; the caller's object is untouched.

@@ -8,6 +8,7 @@ search (a tuner's oracle proposes them).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import keras
@@ -250,9 +251,11 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         # common batch gets the same single full batch here, padded.
         batch_size = min(batch_size, max(train_sizes))
         if len({steps_per_epoch(size, batch_size) for size in train_sizes}) != 1:
+            # Each fold its own copies of the callbacks, as KerasTuner gives each
+            # execution: a callback keeps state (its model, a best value) across a fit.
             return [
                 self.fit(hp, model, x[train], y[train], validation_data=(x[valid], y[valid]),
-                         callbacks=callbacks, verbose=verbose).history
+                         callbacks=copy.deepcopy(callbacks), verbose=verbose).history
                 for model, (train, valid) in zip(models, folds)
             ]
         block = epochs_per_call(epochs, self.log_every)
