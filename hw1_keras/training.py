@@ -49,7 +49,10 @@ class ProgressLine(keras.callbacks.Callback):
         self.stream = stream or sys.stdout
 
     def on_train_begin(self, logs=None):
-        self.start = self.last = time.perf_counter()
+        # A training split over two fits (see RegressionHyperModel._fit_replicated)
+        # keeps counting its time from the first.
+        if not hasattr(self, "start"):
+            self.start = self.last = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()

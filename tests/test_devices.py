@@ -169,13 +169,19 @@ def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_p
 def test_a_short_last_batch_trains_mirrored_as_on_one_device(cli, tmp_path):
     # 100 points at batch 30: every epoch ends with a batch of 10 real rows
     # padded to 30, which the replicas must average over its 10 rows only.
-    short = [*SHORT_REGRESSION, "--batch-size", "30"]
+    # 250 epochs logged every 100: the last block is short (50 epochs), and
+    # must train and log its own 200 steps, not a 400-step epoch cut short.
+    short = ["regression", "--epochs", "250", "--log-every", "100", "--batch-size", "30"]
     runs = {name: cli(*short, *flags, "--out", tmp_path / name) for name, flags in (
         ("one", []), ("mirrored", ["--distribute", "mirrored", "--cpu-devices", "2"]))}
     for result in runs.values():
         assert result.returncode == 0, result.stderr[-2000:]
-    np.testing.assert_allclose(_metrics(tmp_path / "mirrored")["history"]["loss"],
-                               _metrics(tmp_path / "one")["history"]["loss"], rtol=CURVE_RTOL)
+        assert "ran out of data" not in result.stderr
+    one, mirrored = _metrics(tmp_path / "one"), _metrics(tmp_path / "mirrored")
+    assert mirrored["optimizer_steps"] == one["optimizer_steps"] == 250 * 4
+    assert len(mirrored["history"]["loss"]) == 3
+    np.testing.assert_allclose(mirrored["history"]["loss"], one["history"]["loss"],
+                               rtol=CURVE_RTOL)
 
 
 @pytest.mark.parametrize("flags, device", [
