@@ -98,7 +98,7 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
             raise InputError(f"--out {run_dir}: is not empty and holds no run (no "
                              "config.json); name a new or empty folder")
         return
-    before, now = read_settings(run_dir, saved), json.loads(json.dumps(config))
+    before, now = read_settings(run_dir, saved), as_saved(config)
     if not same_task(before, now):
         raise InputError(f"--out {run_dir}: holds a run of another task; "
                          "pass another --out")
@@ -111,6 +111,25 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
                          "or pass another --out")
     raise InputError(f"--out {run_dir}: holds a run with other settings ({changed}); "
                      "pass another --out, or delete that folder to replace its run")
+
+
+def as_saved(config: dict) -> dict:
+    """`config` as `config.json` gives it back (JSON's types: tuples are lists)."""
+    return json.loads(json.dumps(config))
+
+
+def changes_from_saved(run_dir: Path, config: dict) -> str | None:
+    """What differs between the run `run_dir` holds and `config` ('' for nothing).
+
+    None when the folder holds no `config.json`.
+
+    Raises:
+        InputError: Its `config.json` is damaged (`read_settings`).
+    """
+    saved = run_dir / "config.json"
+    if not saved.is_file():
+        return None
+    return describe_changes(read_settings(run_dir, saved), as_saved(config))
 
 
 def read_settings(run_dir: Path, saved: Path, what: str = "a run's config") -> dict:

@@ -43,7 +43,7 @@ from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, build_model, hyperparameters
 from hw1_keras.mnist.train import BACKUP, settle_batches, train_and_export
-from hw1_keras.runs import RUNS_ROOT, describe_changes, make_run_dir, read_json, write_json
+from hw1_keras.runs import RUNS_ROOT, changes_from_saved, make_run_dir, write_json
 from hw1_keras.text import plural
 from hw1_keras.training import settle_batch_norm
 from tuning import distributed, mnist_settings, resume
@@ -498,10 +498,9 @@ def _drop_superseded_retraining(run_dir: Path, retrain: MnistConfig) -> None:
     backup = run_dir / BACKUP
     if not backup.exists():
         return
-    saved = run_dir / "config.json"
-    changes = describe_changes(read_json(saved) if saved.is_file() else {},
-                               json.loads(json.dumps(to_dict(retrain))))
-    if changes:
-        print(f"the interrupted retraining of an earlier winner is dropped ({changes}); "
-              "the new winner trains from its first epoch", flush=True)
+    changes = changes_from_saved(run_dir, to_dict(retrain))
+    if changes != "":
+        print(f"the interrupted retraining of an earlier winner is dropped "
+              f"({changes or 'no config.json'}); the new winner trains from its first epoch",
+              flush=True)
         shutil.rmtree(backup)

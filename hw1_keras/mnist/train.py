@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import shutil
 import sys
 import tempfile
@@ -23,8 +22,8 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
-from hw1_keras.runs import (check_run_dir, make_run_dir, read_json, read_settings, write_json,
-                            write_text)
+from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
+                            write_json, write_text)
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
                                 ValidateAveragedWeights, WorkerBackupAndRestore,
                                 seed_everything)
@@ -148,12 +147,10 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray
 
 def _finished(run_dir: Path, config: MnistConfig) -> dict | None:
     """The metrics of a run of `config` that `run_dir` holds finished; else None."""
-    metrics, saved = run_dir / "metrics.json", run_dir / "config.json"
-    if (run_dir / BACKUP).exists() or not (metrics.is_file() and saved.is_file()):
+    metrics = run_dir / "metrics.json"
+    if (run_dir / BACKUP).exists() or not metrics.is_file():
         return None
-    if read_settings(run_dir, saved) != json.loads(json.dumps(to_dict(config))):
-        return None
-    return read_json(metrics)
+    return read_json(metrics) if changes_from_saved(run_dir, to_dict(config)) == "" else None
 
 
 def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> dict:
@@ -239,8 +236,9 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         # The same command again: 20 minutes of training would only repeat the
         # seeded result, and stopping that rerun would leave its checkpoint and
         # log in place of the finished run's.
-        finished.update(extra or {})
-        write_json(run_dir / "metrics.json", finished)
+        if extra:  # A search's summary, perhaps of more trials than before.
+            finished.update(extra)
+            write_json(run_dir / "metrics.json", finished)
         print(f"{run_dir}: this run finished already (test accuracy "
               f"{finished['test_accuracy']:.4%}); its results are kept. Pass another --out "
               "to train it again.")
