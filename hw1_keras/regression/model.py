@@ -204,6 +204,8 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         is raised to (batch rows / real rows): each replica divides its
         weighted sum by all its rows, padding included, so this makes a short
         last batch's step the mean over its real samples, as on one device.
+        The logged `mse` is a weighted metric for the same reason: unweighted,
+        it would average the padding rows in as data.
         One step per call: with Keras 3.15 / TF 2.21, `steps_per_execution` > 1
         under MirroredStrategy fails ("You must feed a value for placeholder
         tensor"). A last block shorter than the others (`log_every` does not
@@ -222,7 +224,7 @@ class RegressionHyperModel(keras_tuner.HyperModel):
                 lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws))
             ).map(mean_over_real_rows)
 
-        model.compile(optimizer=model.optimizer, loss="mse", metrics=["mse"],
+        model.compile(optimizer=model.optimizer, loss="mse", weighted_metrics=["mse"],
                       jit_compile=False)
         devices.prepare_fit(model, unrolled(blocks))
         if last_block_steps == steps_per_block:
