@@ -68,7 +68,7 @@ SEARCH_RECORD = Path("tuning") / "search.json"
 
 
 def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
-                  search: bool = False) -> None:
+                  search: bool = False, presets: dict[str, dict] | None = None) -> None:
     """Refuses to write a run into a folder that holds a different one.
 
     Touches nothing. A folder may take the run if it is empty, or if its
@@ -82,6 +82,9 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
         interrupted: The folder holds an interrupted run this one would
             resume; only changes the advice.
         search: The run is a search's winner, trained in the search's folder.
+        presets: Flags that set several fields at once, each with the fields
+            it sets (`{"--quick": {"epochs": 3, ...}}`): when one flag given
+            or left out explains the whole difference, the advice names it.
 
     Raises:
         InputError: The folder holds something else, or a `config.json` that
@@ -105,12 +108,36 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
     changed = describe_changes(before, now)
     if not changed:
         return
+    action = "resume" if interrupted else "rerun"
+    for flag, fields in (presets or {}).items():
+        fix = preset_fix(before, now, flag, as_saved(fields))
+        if fix:
+            raise InputError(f"--out {run_dir}: holds a run made {fix[0]} {flag} ({changed}); "
+                             f"{fix[1]} {flag} to {action} it, or pass another --out")
     if interrupted:
         raise InputError(f"--out {run_dir}: holds an interrupted run with other settings "
                          f"({changed}); rerun it with its own flags to resume it, "
                          "or pass another --out")
     raise InputError(f"--out {run_dir}: holds a run with other settings ({changed}); "
                      "pass another --out, or delete that folder to replace its run")
+
+
+def preset_fix(before: dict, now: dict, flag: str, fields: dict) -> tuple[str, str] | None:
+    """("with", "add") or ("without", "drop") when `flag` alone explains the change.
+
+    That is: only fields the preset sets differ, and on one side each of them
+    holds the preset's value (a field given its own flag as well, like
+    `--quick --epochs 5`, is equal on both sides and plays no part).
+    """
+    changed = {key for key in set(before) | set(now)
+               if before.get(key, UNSET) != now.get(key, UNSET)}
+    if not changed or not changed <= set(fields):
+        return None
+    if all(before.get(key, UNSET) == fields[key] for key in changed):
+        return "with", "add"
+    if all(now.get(key, UNSET) == fields[key] for key in changed):
+        return "without", "drop"
+    return None
 
 
 def as_saved(config: dict) -> dict:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from hw1_keras import runs
@@ -153,3 +155,42 @@ def test_a_plain_run_in_a_tune_folder_is_told_to_add_tune(tmp_path):
     with pytest.raises(InputError, match=r"holds a --tune search; add --tune"):
         check_run_dir(tmp_path, {"seed": 0, "batch_size": 100})
     check_run_dir(tmp_path, {"seed": 0, "batch_size": 50}, search=True)  # The winner itself.
+
+
+@pytest.mark.parametrize("saved_flags, now_flags, interrupted, message", [
+    # The flags' (changed fields) are named as well, so the user sees what differs.
+    ({"quick": True}, {}, False,
+     "holds a run made with --quick (augmented_copy 0 -> 1; epochs 3 -> 20); add --quick "
+     "to rerun it, or pass another --out"),
+    ({}, {"quick": True}, True,
+     "holds a run made without --quick (augmented_copy 1 -> 0; epochs 20 -> 3); drop "
+     "--quick to resume it, or pass another --out"),
+    # --quick --epochs 5 against --epochs 5: --quick still explains it all.
+    ({"quick": True, "epochs": 5}, {"epochs": 5}, False,
+     "holds a run made with --quick (augmented_copy 0 -> 1); add --quick"),
+])
+def test_a_preset_flag_that_explains_the_difference_is_named(tmp_path, saved_flags, now_flags,
+                                                             interrupted, message):
+    from hw1_keras.config import to_dict
+    from hw1_keras.mnist.config import MnistConfig, flag_presets, quick_preset
+
+    def config(quick=False, **fields):
+        base = quick_preset() if quick else MnistConfig()
+        return to_dict(dataclasses.replace(base, **fields))
+
+    path, before = _folder(tmp_path, config(**saved_flags))
+    with pytest.raises(InputError) as error:
+        check_run_dir(path, config(**now_flags), interrupted=interrupted, presets=flag_presets())
+    assert str(error.value).startswith(f"--out {path}: {message}")
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_a_preset_flag_is_not_named_when_other_fields_differ_too(tmp_path):
+    from hw1_keras.config import to_dict
+    from hw1_keras.mnist.config import MnistConfig, flag_presets, quick_preset
+
+    path, _ = _folder(tmp_path, to_dict(dataclasses.replace(quick_preset(), seed=1)))
+    with pytest.raises(InputError) as error:
+        check_run_dir(path, to_dict(MnistConfig()), presets=flag_presets())
+    assert "--quick" not in str(error.value)
+    assert "(augmented_copy 0 -> 1; epochs 3 -> 20; seed 1 -> 0)" in str(error.value)

@@ -107,3 +107,9 @@ def quick_preset() -> MnistConfig:
     training distribution sooner, which is what a short run can use.
     """
     return MnistConfig(epochs=3, augmented_copy=0)
+
+
+def flag_presets() -> dict[str, dict]:
+    """The fields each preset flag sets, for `hw1_keras.runs.check_run_dir`'s advice."""
+    default, quick = dataclasses.asdict(MnistConfig()), dataclasses.asdict(quick_preset())
+    return {"--quick": {key: value for key, value in quick.items() if default[key] != value}}

@@ -20,7 +20,7 @@ from hw1_keras.export import export_onnx, export_saved_model
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
-from hw1_keras.mnist.config import MnistConfig
+from hw1_keras.mnist.config import MnistConfig, flag_presets
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
                             write_json, write_text)
@@ -204,7 +204,8 @@ def run(config: MnistConfig, out: str | None = None,
             shutil.rmtree(scratch, ignore_errors=True)
         return {}
     run_dir = make_run_dir(out, "mnist")
-    check_run_dir(run_dir, to_dict(config), interrupted=(run_dir / BACKUP).exists())
+    check_run_dir(run_dir, to_dict(config), interrupted=(run_dir / BACKUP).exists(),
+                  presets=flag_presets())
     return train_and_export(config, run_dir, data, started=started, runtime=runtime)
 
 
