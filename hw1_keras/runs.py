@@ -110,7 +110,7 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
         return
     action = "resume" if interrupted else "rerun"
     for flag, fields in (presets or {}).items():
-        fix = preset_fix(before, now, flag, as_saved(fields))
+        fix = _preset_fix(before, now, as_saved(fields))
         if fix:
             raise InputError(f"--out {run_dir}: holds a run made {fix[0]} {flag} ({changed}); "
                              f"{fix[1]} {flag} to {action} it, or pass another --out")
@@ -122,10 +122,11 @@ def check_run_dir(run_dir: Path, config: dict, interrupted: bool = False,
                      "pass another --out, or delete that folder to replace its run")
 
 
-def preset_fix(before: dict, now: dict, flag: str, fields: dict) -> tuple[str, str] | None:
-    """("with", "add") or ("without", "drop") when `flag` alone explains the change.
+def _preset_fix(before: dict, now: dict, fields: dict) -> tuple[str, str] | None:
+    """("with", "add") or ("without", "drop") when a preset flag alone explains the change.
 
-    That is: only fields the preset sets differ, and on one side each of them
+    `fields` are the ones the flag sets. It explains the change when only
+    those fields differ, and on one side each of them
     holds the preset's value (a field given its own flag as well, like
     `--quick --epochs 5`, is equal on both sides and plays no part).
     """
