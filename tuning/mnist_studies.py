@@ -253,8 +253,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
     total = sum(len(study.values) for study in studies)
     total = total if settings.trials is None else min(total, settings.trials)
     print(f"mnist --tune: {plural(len(studies), 'study', 'studies')}, "
-          f"{plural(total, 'setting')}, each trained "
-          f"{_epochs(settings.epochs_per_trial)} on {images:,} of {len(data.x_train):,} "
+          f"{plural(total, 'setting')}, each trained {plural(settings.epochs_per_trial, 'epoch')} "
+          f"on {images:,} of {len(data.x_train):,} "
           f"training images and scored on {len(data.x_val):,} validation images -> {run_dir}"
           + (" (resuming; --fresh starts over)" if resuming else "")
           + ("" if role == "single" else f"  ({role}, oracle port {port} + study)"))
@@ -291,10 +291,6 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
         raise InputError("every setting failed (see the lines above); nothing to retrain")
     _write_reports(summary, run_dir)
     return Search(summary, run_dir, data)
-
-
-def _epochs(count: int) -> str:
-    return plural(count, "epoch")
 
 
 def _study_tuner(config, settings, study, max_trials, tuning_dir, trained, started,
@@ -399,8 +395,8 @@ def _write_reports(summary: dict, run_dir: Path) -> None:
         if curves:
             plots.learning_curves(
                 epochs, curves, folder / f"{study['name']}.png", ylabel="validation accuracy",
-                title=f"{study['title']}\n{_epochs(len(epochs))} x {summary['trial_images']:,} "
-                      f"images per setting", marker="o")
+                title=f"{study['title']}\n{plural(len(epochs), 'epoch')} x "
+                      f"{summary['trial_images']:,} images per setting", marker="o")
     (run_dir / SUMMARY).write_text(summary_table(summary))
     write_json(run_dir / "tuning.json", summary)
 
@@ -414,7 +410,7 @@ def summary_table(summary: dict) -> str:
     lines = [
         "# MNIST studies",
         "",
-        f"Each setting trained {_epochs(summary['epochs_per_trial'])} on "
+        f"Each setting trained {plural(summary['epochs_per_trial'], 'epoch')} on "
         f"{summary['trial_images']:,} training images "
         f"({'with' if base['augmented_copy'] else 'without'} an augmented copy), "
         f"from seed {base['seed']}, everything else as configured (filters "
@@ -479,7 +475,7 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
     winner = summary["winner"]
     retrain = apply_setting(config, mnist_settings.study(winner["study"]), winner["value"])
     print(f"best: {winner['study']}: {winner['label']}, validation accuracy "
-          f"{winner['best']:.2%}; retraining it for {_epochs(config.epochs)}", flush=True)
+          f"{winner['best']:.2%}; retraining it for {plural(config.epochs, 'epoch')}", flush=True)
     tuning = {"winner": {key: winner[key] for key in ("study", "label", "best", "best_epoch")},
               "search_seconds": summary["seconds"], "base_config": to_dict(config)}
     _drop_superseded_retraining(run_dir, retrain)
