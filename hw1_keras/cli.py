@@ -25,7 +25,7 @@ from tuning.mnist_settings import (
     DEFAULT_EPOCHS_PER_TRIAL, QUICK_EPOCHS_PER_TRIAL, QUICK_TRIAL_IMAGES, STUDY_NAMES,
     StudySettings, quick_settings,
 )
-from tuning.settings import CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
+from tuning.settings import CV_HELP, CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
 # A negative number as Python's float() writes it: -3, -0.5, -1e-3, -5., -inf.
@@ -40,7 +40,7 @@ BENCH_FLAGS = {
     "data": (("mnist", "distribute", "photos"), None),
     "model": (("photos",), None),
     "parts": (("mnist",), ["throughput", "quick"]),
-    "cv": (("tune",), "contiguous"),
+    "cv": (("tune",), "interior"),
     "resume_epochs": (("mnist",), 4),
     "out": (("mnist", "tune"), None),
 }
@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "accuracy,resume (default: throughput,quick; accuracy takes ~25 "
                             "min a seed)")
     bench.add_argument("--cv", choices=CV_KINDS, default=None,
-                       help="tune: the search's folds (default: contiguous, as --tune's)")
+                       help="tune: the search's folds (default: interior, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=None,
                        help="mnist resume part: epochs of the killed run (default: 4)")
     bench.add_argument("--out", metavar="DIR", type=_folder,
@@ -186,9 +186,9 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fresh", action="store_true", default=None,
                        help="delete an earlier search in --out and start over (default: resume)")
     group.add_argument("--cv", choices=CV_KINDS, default=None,
-                       help="folds: contiguous stretches of x (default), which score how "
-                            "a model bridges gaps like the data's dark intervals; or random, "
-                            "as the homework did")
+                       help="how the folds are made: "
+                            + "; ".join(f"{kind}{' (default)' * (i == 0)}: {text}"
+                                        for i, (kind, text) in enumerate(CV_HELP.items())))
 
 
 def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:

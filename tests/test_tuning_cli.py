@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
 from hw1_keras.cli import main
+from hw1_keras.regression.config import RegressionConfig
+from tuning.settings import TuneSettings
 from test_cli import assert_single_line, assert_user_error
 
 # 2 screening trials x 2 folds at 1 epoch, then a grid of 2 (batch sizes) x 2 folds
@@ -30,28 +33,30 @@ def test_tune_end_to_end_then_resume(tmp_path, capsys, small_grid):
     out = tmp_path / "run"
     assert main(["regression", *tiny(), "--out", str(out)]) == 0
     first = capsys.readouterr().out
-    assert len(trial_lines(first)) == 2 + 2
+    assert len(trial_lines(first)) == 1 + 2 + 1
 
     summary = json.loads((out / "tuning.json").read_text())
-    screen, grid = summary["stages"]
-    assert (screen["name"], len(screen["trials"]), screen["folds"], screen["epochs"]) == \
-        ("screen", 2, 2, 1)
-    assert (grid["name"], len(grid["trials"]), grid["folds"], grid["epochs"]) == \
-        ("grid", 2, 2, 4)
-    for trial in screen["trials"] + grid["trials"]:
+    baseline, screen, grid = summary["stages"]
+    assert [(stage["name"], len(stage["trials"]), stage["folds"], stage["epochs"], stage["cv"])
+            for stage in summary["stages"]] == [
+        ("baseline", 1, 2, 4, "interior"), ("screen", 2, 2, 1, "interior"),
+        ("grid", 1, 2, 4, "interior")]
+    for trial in baseline["trials"] + screen["trials"] + grid["trials"]:
         assert trial["status"] == "COMPLETED"
         assert len(trial["fold_scores"]) == 2 and trial["seconds"] > 0
         assert trial["mean"] == pytest.approx(sum(trial["fold_scores"]) / 2)
-    assert summary["winner"] == min(grid["trials"], key=lambda t: t["mean"])
-    # The grid keeps the screen's best architecture and visits two batch sizes.
+    # The grid keeps the screen's best architecture and batch size.
     best_screen = min(screen["trials"], key=lambda t: t["mean"])["hyperparameters"]
+    assert {key: grid["trials"][0]["hyperparameters"][key]
+            for key in ("depth", "units_1", "batch_size")} == \
+        {key: best_screen[key] for key in ("depth", "units_1", "batch_size")}
+    # The choice is between the own configuration and the grid, and says why.
+    choice = summary["choice"]
+    assert choice["baseline"] == "baseline/" + baseline["trials"][0]["trial_id"]
+    assert choice["winner"] in (choice["baseline"], "grid/" + grid["trials"][0]["trial_id"])
+    assert choice["winner"] in choice["within_noise"] and choice["best"] in choice["within_noise"]
+    assert choice["reason"] in first and choice["standard_error"] >= 0
     winner = summary["winner"]["hyperparameters"]
-    assert winner["depth"] == best_screen["depth"]
-    assert winner["units_1"] == best_screen["units_1"]
-    # Both screen batch sizes (50, 100) fill a fold's 50 training points, so the
-    # grid's other batch is half of that.
-    assert sorted(t["hyperparameters"]["batch_size"] for t in grid["trials"]) == \
-        [25, best_screen["batch_size"]]
 
     # Exported like a plain run, with the winner's configuration.
     for name in ("metrics.json", "config.json", "fit.png", "loss.png", "weights.png",
@@ -62,6 +67,7 @@ def test_tune_end_to_end_then_resume(tmp_path, capsys, small_grid):
     assert metrics["config"]["learning_rate"] == winner["learning_rate"]
     assert metrics["config"]["epochs"] == 4
     assert metrics["tuning"]["winner_cv_val_mse"] == pytest.approx(summary["winner"]["mean"])
+    assert metrics["tuning"]["reason"] == choice["reason"]
 
     # The same command again resumes: every trial is finished, none runs again.
     assert main(["regression", *tiny(), "--out", str(out)]) == 0
@@ -90,7 +96,7 @@ def test_the_jit_flag_reaches_every_trial(tmp_path, capsys, small_grid, monkeypa
 
     monkeypatch.setattr(tuning.regression, "RegressionHyperModel", Recording)
     assert main(["regression", *tiny(trials=1), "--jit", jit, "--out", str(tmp_path)]) == 0
-    assert seen == [expected, expected]  # The screening stage's and the grid's.
+    assert seen == [expected] * 3  # The baseline's, the screen's and the grid's.
 
 
 def test_more_folds_than_training_points(tmp_path, capsys):
@@ -109,7 +115,7 @@ def test_more_folds_than_training_points(tmp_path, capsys):
     (["--tune", "--folds", "1"], ["--folds", "'1'", ">= 2"]),
     (["--tune", "--trials", "-1"], ["--trials", "'-1'", ">= 0"]),
     (["--tune", "--folds", "five"], ["--folds", "'five'"]),
-    (["--tune", "--cv", "blocked"], ["--cv", "'blocked'", "contiguous"]),
+    (["--tune", "--cv", "blocked"], ["--cv", "'blocked'", "interior", "contiguous"]),
     (["--cv", "contiguous"], ["--cv applies to a search"]),
 ])
 def test_bad_tune_flags_are_one_line_errors(cli, argv, fragments):
@@ -128,10 +134,33 @@ def test_grid_values_around_a_winner():
     from tuning.regression import HOMEWORK_GRID, grid_values
 
     center = {"learning_rate": 1e-3, "weight_decay": 3e-3, "batch_size": 50}
-    grid = grid_values(center, homework=False, train_size=80)
+    grid = grid_values(center, homework=False)
     assert grid["learning_rate"] == pytest.approx([6.67e-4, 1e-3, 1.5e-3])
     assert grid["weight_decay"] == pytest.approx([2e-3, 3e-3, 4.5e-3])
-    assert grid["batch_size"] == [50, 100]
-    # 100 is already all of a fold's 80 points: 200 would repeat it.
-    assert grid_values({**center, "batch_size": 100}, False, 80)["batch_size"] == [40, 100]
-    assert grid_values(center, homework=True, train_size=80) == HOMEWORK_GRID
+    assert grid["batch_size"] == [50]  # The screen's choice; a second would double the grid.
+    assert grid_values(center, homework=True) == HOMEWORK_GRID
+
+
+def test_distance_from_the_own_configuration():
+    from tuning.regression import ARCHITECTURE_DISTANCE, config_values, distance
+
+    base = config_values(RegressionConfig())
+    assert distance(base, base) == 0
+    faster = {**base, "learning_rate": base["learning_rate"] * math.e}
+    assert distance(faster, base) == pytest.approx(1.0)
+    wider = {**base, "units_1": 32}
+    assert distance(wider, base) == pytest.approx(ARCHITECTURE_DISTANCE)
+    assert distance({**base, "weight_decay": 0.0}, base) > distance(faster, base)
+
+
+@pytest.mark.parametrize("kwargs, needed", [
+    ({}, True),  # The screen's winner sets the grid's centre: unknown in advance.
+    ({"trials": 0}, False),  # The grid is centred on the own configuration.
+    ({"trials": 0, "homework_grid": True}, False),  # The default recipe is in it.
+])
+def test_the_own_configuration_is_scored_once(kwargs, needed):
+    from tuning.regression import needs_baseline_stage
+
+    assert needs_baseline_stage(RegressionConfig(), TuneSettings(**kwargs)) is needed
+    off_grid = RegressionConfig(learning_rate=1e-3)
+    assert needs_baseline_stage(off_grid, TuneSettings(trials=0, homework_grid=True))

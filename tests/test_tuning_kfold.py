@@ -17,7 +17,7 @@ import pytest
 
 from hw1_keras.errors import InputError
 from tuning.kfold import (
-    KFoldGridSearch, KFoldRandomSearch, grid_size, kfold_indices,
+    KFoldGridSearch, KFoldRandomSearch, cv_folds, grid_size, interior_folds, kfold_indices,
 )
 
 X = np.arange(10, dtype=np.float32).reshape(-1, 1)
@@ -102,6 +102,54 @@ def test_contiguous_folds_hold_out_stretches_of_x():
         low, high = x[valid, 0].min(), x[valid, 0].max()
         assert not ((x[train, 0] >= low) & (x[train, 0] <= high)).any()
     assert sorted(np.concatenate([v for _, v in folds]).tolist()) == list(range(50))
+
+
+def interior_cases():
+    from hw1_keras.regression.data import family, generate
+
+    yield "embedded", generate()[0].x
+    yield "uniform", np.random.default_rng(0).uniform(-5, 5, (100, 1))
+    for member in family()[::5]:
+        yield member.name, member.train.x
+
+
+@pytest.mark.parametrize("folds", [2, 5, 8])
+def test_interior_folds_never_validate_the_ends_and_have_training_on_both_sides(folds):
+    for name, x in interior_cases():
+        split = interior_folds(x, folds)
+        low, high = np.argmin(x[:, 0]), np.argmax(x[:, 0])
+        validated = np.concatenate([valid for _, valid in split])
+        assert low not in validated and high not in validated, name
+        assert len(set(validated.tolist())) == len(validated)  # Each at most once.
+        for train, valid in split:
+            assert len(np.intersect1d(train, valid)) == 0 and len(train) + len(valid) == len(x)
+            lo, hi = x[valid, 0].min(), x[valid, 0].max()
+            assert (x[train, 0] < lo).any() and (x[train, 0] > hi).any(), name
+            # A stretch: no training point inside it.
+            assert not ((x[train, 0] > lo) & (x[train, 0] < hi)).any(), name
+
+
+def test_interior_folds_hold_out_whole_clusters():
+    # Four clusters between two edge ones (the 5% always trained on): each fold
+    # is one whole cluster, where equal counts would cut the third (20 + 16).
+    centres = [-5.0, -3.0, -1.0, 1.5, 3.0, 5.0]
+    sizes = [4, 18, 20, 16, 18, 4]
+    x = np.concatenate([c + np.linspace(0, 0.2, n) for c, n in zip(centres, sizes)])
+    split = interior_folds(x.reshape(-1, 1), 4)
+    held = [sorted({round(float(v)) for v in x[valid]}) for _, valid in split]
+    assert held == [[-3], [-1], [2], [3]]
+
+
+def test_cv_folds_dispatch_and_refuse_the_impossible():
+    x = np.arange(30, dtype=np.float32).reshape(-1, 1)
+    assert [v.tolist() for _, v in cv_folds("contiguous", x, 3, 0)] == \
+        [v.tolist() for _, v in kfold_indices(30, 3, 0, order_by=x)]
+    assert [v.tolist() for _, v in cv_folds("random", x, 3, 4)] == \
+        [v.tolist() for _, v in kfold_indices(30, 3, 4)]
+    with pytest.raises(InputError, match="at most 8 folds"):
+        interior_folds(np.arange(10.0), 9)
+    with pytest.raises(InputError, match="expected interior"):
+        cv_folds("blocked", x, 3, 0)
 
 
 @pytest.mark.parametrize("folds, count, fragment", [

@@ -28,7 +28,7 @@ from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, build_model, hyperparameters
 from hw1_keras.regression.train import evaluate, train_model
-from tuning.kfold import kfold_indices
+from tuning.kfold import cv_folds
 from tuning.regression import config_from_values, describe
 from tuning.settings import DEFAULT_FOLDS
 
@@ -36,16 +36,15 @@ QUALITY_KEYS = ("test_mse", "test_mse_gaps", "test_mse_outside", "train_mse")
 
 
 def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: bool,
-                             contiguous: bool) -> tuple:
+                             cv: str) -> tuple:
     """One k-fold CV of `config` as the grid search runs it: `(seconds, mean, fold bests)`.
 
-    `contiguous`: the folds are stretches of x (`--cv contiguous`), else random.
+    `cv`: how the folds are made, as `--cv` says.
     """
     hp = hyperparameters(config)
     hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
                                       seed=config.seed, jit_compile="auto")
-    folds = kfold_indices(len(train), DEFAULT_FOLDS, config.seed,
-                          order_by=train.x if contiguous else None)
+    folds = cv_folds(cv, train.x, DEFAULT_FOLDS, config.seed)
     start = time.perf_counter()
     devices.clear_session()
     models = []
@@ -63,7 +62,7 @@ def cross_validation_seconds(config: RegressionConfig, train, *, side_by_side: b
     return seconds, float(np.mean(bests)), bests
 
 
-def tune_end_to_end(out: Path, cv: str = "random") -> float:
+def tune_end_to_end(out: Path, cv: str) -> float:
     """`python run.py regression --tune --cv CV --out OUT` in a fresh process; its seconds.
 
     Raises:
@@ -94,15 +93,14 @@ def main(args) -> dict:
     train, test = regression_data.generate(config.data_seed)
     results: dict = {}
 
-    contiguous = args.cv == "contiguous"
     print(f"speed (one {DEFAULT_FOLDS}-fold CV of the default configuration, {args.cv} folds "
           f"as the search's: {config.epochs} epochs at batch {config.batch_size} on each "
           f"fold's {len(train) - len(train) // DEFAULT_FOLDS} training points)")
     fast, cv_mean, cv_folds = cross_validation_seconds(config, train, side_by_side=True,
-                                                       contiguous=contiguous)
+                                                       cv=args.cv)
     row("folds side by side (fit_folds, the search's path)", f"{fast:.1f} s")
     slow, slow_mean, _ = cross_validation_seconds(config, train, side_by_side=False,
-                                                  contiguous=contiguous)
+                                                  cv=args.cv)
     row("folds one after another (fit)", f"{slow:.1f} s  ({slow / fast:.1f}x side by side)")
     row("default's CV val_mse, side by side / one by one",
         f"{cv_mean:.4f} / {slow_mean:.4f}  (folds {', '.join(f'{v:.3f}' for v in cv_folds)})")

@@ -4,11 +4,20 @@
    standing in for the homework's hand shrinking of a 3x128 network), learning
    rate, weight decay and batch size, each trial scored by a cheap k-fold
    cross-validation (3 folds, a fifth of the epochs).
-2. Refine: a grid over learning rate x weight decay x batch size around the
-   screen's winner (or the homework's own grid), each point scored by 5-fold
-   cross-validation at the full budget, as the homework did.
-3. The grid's winner is trained on the whole training set and exported exactly
-   like a plain run (`hw1_keras.regression.train.train_and_export`).
+2. Refine: a grid over learning rate x weight decay around the screen's
+   winner (or the homework's own grid), each point scored by 5-fold
+   cross-validation at the full budget, as the homework did; the run's own
+   configuration is scored on the same folds beside it, unless the grid
+   holds it already.
+3. Choose: among the grid and the run's own configuration, the one-standard-
+   error rule on paired fold differences (`tuning.select`): the run's own
+   configuration stays unless something beats it by more than the noise.
+4. The choice is trained on the whole training set and exported exactly like
+   a plain run (`hw1_keras.regression.train.train_and_export`).
+
+The folds are `--cv interior` by default: held-out stretches of x inside the
+data's range, which score how a configuration bridges a gap, as the test's
+dark intervals ask, and never how it extrapolates past the ends.
 
 Everything lives in the run folder: the KerasTuner projects under `tuning/`
 (rerunning the same command resumes them; finished trials are not redone),
@@ -20,6 +29,7 @@ and exports the winner) or as a worker (runs trials); see `tuning.distributed`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
@@ -32,8 +42,9 @@ from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import MAX_DEPTH, RegressionHyperModel
 from hw1_keras.regression.train import load_data, train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
-from tuning import distributed, report, resume
-from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, grid_size
+from hw1_keras.text import plural
+from tuning import distributed, report, resume, select
+from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, check_folds, cv_folds, grid_size
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
 OBJECTIVE = keras_tuner.Objective("val_mse", direction="min")
@@ -50,8 +61,14 @@ SCREEN_BATCH_SIZES = (50, 100)
 SCREEN_MAX_PARAMETERS = 2_500
 SCREEN_RATE_RANGE = (1e-4, 1e-2)
 SCREEN_DECAY_RANGE = (1e-4, 1e-2)
-# The grid around a winner: rates and decays this many times smaller/larger.
+# The grid around a winner: rates and decays this many times smaller/larger
+# (its batch size as the screen chose it: a second batch size would double
+# the grid, and the search would no longer fit 5 minutes on 2 cores).
 GRID_FACTORS = (2 / 3, 1.0, 3 / 2)
+# How far a configuration is from the run's own, for the one-standard-error
+# rule: another architecture is farther than any change of rates.
+ARCHITECTURE_DISTANCE = 100.0
+RECIPE_NAMES = ("learning_rate", "weight_decay", "batch_size")
 HOMEWORK_GRID = {
     "learning_rate": [4e-4, 5e-4, 6e-4],
     "weight_decay": [1.3e-3, 1.5e-3, 1.7e-3],
@@ -105,14 +122,13 @@ def config_from_values(config: RegressionConfig, values: dict) -> RegressionConf
     )
 
 
-def grid_values(center: dict, homework: bool, train_size: int) -> dict[str, list]:
-    """Stage 2's grid: the homework's, or rates, decays and batch around `center`.
+def grid_values(center: dict, homework: bool) -> dict[str, list]:
+    """Stage 2's grid: the homework's, or rates and decays around `center`.
 
     Args:
-        center: The values to centre on (the screen's winner).
+        center: The values to centre on (the screen's winner); its batch size
+            is kept.
         homework: Return the homework's grid instead.
-        train_size: Training points in each fold: a batch at least this large
-            is the whole set, so a larger one would repeat it.
     """
     if homework:
         return {name: list(values) for name, values in HOMEWORK_GRID.items()}
@@ -120,14 +136,31 @@ def grid_values(center: dict, homework: bool, train_size: int) -> dict[str, list
     def around(value):
         return sorted({float(f"{value * factor:.3g}") for factor in GRID_FACTORS})
 
-    batch = int(center["batch_size"])
-    # The winner's batch and twice it, or half of it once it is the full set.
-    other = 2 * batch if batch < train_size else max(1, min(batch, train_size) // 2)
     return {
         "learning_rate": around(center["learning_rate"]),
         "weight_decay": around(center["weight_decay"]),
-        "batch_size": sorted({batch, other}),
+        "batch_size": [int(center["batch_size"])],
     }
+
+
+def _log_ratio(value: float, reference: float) -> float:
+    """|log(value / reference)|, with 0 against 0 the same and 0 against more far."""
+    if value == reference:
+        return 0.0
+    if value <= 0 or reference <= 0:
+        return ARCHITECTURE_DISTANCE / 10
+    return abs(math.log(value / reference))
+
+
+def distance(values: dict, base: dict) -> float:
+    """How far a configuration's values are from `base`'s (0: the same recipe).
+
+    Another architecture counts `ARCHITECTURE_DISTANCE`; rates, decay and
+    batch size add how many e-fold they differ.
+    """
+    far = 0.0 if architecture(values) == architecture(base) else ARCHITECTURE_DISTANCE
+    return far + sum(_log_ratio(float(values[name]), float(base[name]))
+                     for name in RECIPE_NAMES)
 
 
 def grid_space(center: dict, grid: dict[str, list], epochs: int) -> keras_tuner.HyperParameters:
@@ -168,7 +201,7 @@ def describe(values: dict) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One search of the two."""
+    """One search of the stages."""
 
     name: str
     tuner_class: type
@@ -177,7 +210,7 @@ class Stage:
     epochs: int
     max_trials: int
     max_model_size: int | None = None
-    contiguous: bool = False  # Folds: contiguous stretches of x, or random.
+    cv: str = "interior"  # How the folds are made (`tuning.kfold.cv_folds`).
 
 
 def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
@@ -187,7 +220,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     `jit_compile`: the trials' XLA setting; "auto" compiles only trials long
     enough to repay the compilation (`AUTO_JIT_MIN_STEPS`).
     """
-    print(f"stage {index + 1} ({stage.name}): {stage.max_trials} configurations x "
+    print(f"stage {index + 1} ({stage.name}): {plural(stage.max_trials, 'configuration')} x "
           f"{stage.folds}-fold CV, {stage.epochs} epochs each", flush=True)
     with distributed.stage_port(index, port):
         with resume.reading_state(project_root / stage.name):
@@ -204,7 +237,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
                 max_consecutive_failed_trials=stage.max_trials + 1,
                 folds=stage.folds,
                 fold_seed=config.seed,
-                contiguous=stage.contiguous,
+                cv=stage.cv,
                 describe=describe,
                 directory=str(project_root),
                 project_name=stage.name,
@@ -214,24 +247,57 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     return tuner
 
 
+def needs_baseline_stage(config: RegressionConfig, settings: TuneSettings) -> bool:
+    """Whether the run's own configuration needs a stage of its own to be scored.
+
+    Not when the grid is known to hold it before any trial runs: centred on
+    it (no screen), or the homework's grid with its values. Decided from the
+    settings alone, so the chief and every worker run the same stages.
+    """
+    if settings.homework_grid:
+        return any(config_values(config)[name] not in values
+                   for name, values in HOMEWORK_GRID.items())
+    return settings.trials > 0
+
+
+def _candidates(stages, base: dict) -> tuple[list[dict], str | None]:
+    """The final candidates (the baseline's and the grid's trials) and the baseline's id.
+
+    Trial ids get their stage's name in front (`grid/03`), as two stages number
+    their trials alike.
+    """
+    candidates, baseline_id = [], None
+    for stage, tuner in stages:
+        if stage.name == "screen":
+            continue
+        for record in report.trial_records(tuner.oracle, stage.folds):
+            record = {**record, "trial_id": f"{stage.name}/{record['trial_id']}"}
+            candidates.append(record)
+            if baseline_id is None and distance(record["hyperparameters"], base) == 0:
+                baseline_id = record["trial_id"]
+    return candidates, baseline_id
+
+
 def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None,
          device: devices.DeviceConfig | None = None) -> dict:
-    """Searches, then trains and exports the winner; see the module doc.
+    """Searches, then trains and exports the choice; see the module doc.
 
     Every input is validated before the run folder is touched.
 
     Args:
-        config: The base configuration: its epochs are stage 2's (stage 1
+        config: The base configuration: its epochs are the grid's (the screen
             runs a fifth of them), its seed seeds folds, models and oracles,
+            it is the reference the choice must beat by more than the noise,
             and its architecture and rates are the grid's centre when
             `settings.trials` is 0.
         settings: The search's size and options.
         out: The run folder (default: `runs/regression-tune`, the same every
             time, so that rerunning the command resumes).
+        device: Hardware settings for the trials and the final training.
 
     Returns:
-        The winner's metrics (as `metrics.json`), with `run_dir` added; on a
-        distributed worker, `{"run_dir": ...}` only.
+        The final model's metrics (as `metrics.json`), with `run_dir` added;
+        on a distributed worker, `{"run_dir": ...}` only.
     """
     started = time.perf_counter()
     # Trials run one at a time on one device each; the device policy (precision,
@@ -244,78 +310,108 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     train = data[0]
     # Named as the flag, which may be left at its default.
     check_folds(settings.folds, len(train), flag="--folds")
+    cv_folds(settings.cv, train.x, settings.folds, config.seed)  # Too few points for them?
     role = distributed.role()
     port = distributed.base_port()
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
-    center = config_values(config)
+    base = center = config_values(config)
     identity = {"search": settings.identity(), "config": to_dict(config)}
     out = Path(out) if out else distributed.default_out("regression-tune", role, RUNS_ROOT)
     resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
     run_dir = make_run_dir(str(out), "regression-tune")
     tuning_dir = resume.open_search_dir(run_dir / TUNING_DIR, identity, settings.fresh)
-    print(f"regression --tune: {len(train)} training points -> {run_dir}"
+    print(f"regression --tune: {len(train)} training points, {settings.cv} folds -> {run_dir}"
           + (" (resuming its search; --fresh starts over)" if resuming else "")
           + ("" if role == "single" else f"  ({role}, oracle port {port} + stage)"))
 
     stages = []
+
+    def run_stage(stage: Stage):
+        tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
+        stages.append((stage, tuner))
+        return tuner
+
+    if needs_baseline_stage(config, settings):
+        own = {name: [value] for name, value in base.items() if name in RECIPE_NAMES}
+        space = grid_space(base, own, config.epochs)
+        run_stage(Stage("baseline", KFoldGridSearch, space, settings.folds, config.epochs, 1,
+                        cv=settings.cv))
     if settings.trials:
         stage = Stage("screen", KFoldRandomSearch, screen_space(screen_epochs),
                       settings.screen_folds, screen_epochs, settings.trials,
-                      max_model_size=SCREEN_MAX_PARAMETERS,
-                      contiguous=settings.cv == "contiguous")
-        tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
-        stages.append((stage, tuner))
+                      max_model_size=SCREEN_MAX_PARAMETERS, cv=settings.cv)
+        tuner = run_stage(stage)
         if role != "worker":
             best = report.best_record(report.trial_records(tuner.oracle, stage.folds))
             if best is None:
                 raise InputError("every screening trial failed (see the lines above); "
                                  "check the data and --epochs")
             center = best["hyperparameters"]
-            print(f"stage 1 best: val_mse {best['mean']:.4g}: {describe(center)}")
-    grid = grid_values(center, settings.homework_grid,
-                       train_size=len(train) - len(train) // settings.folds)
-    space = grid_space(center, grid, config.epochs)
-    stage = Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
-                  grid_size(space), contiguous=settings.cv == "contiguous")
-    tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
-    stages.append((stage, tuner))
+            print(f"screen's best: val_mse {best['mean']:.4g}: {describe(center)}")
+    space = grid_space(center, grid_values(center, settings.homework_grid), config.epochs)
+    run_stage(Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
+                    grid_size(space), cv=settings.cv))
     if role == "worker":
         print("worker done; the chief trains and exports the winner")
         return {"run_dir": str(run_dir)}
 
-    summary = _write_report(stages, run_dir, started)
-    winner = config_from_values(config, summary["winner"]["hyperparameters"])
-    print(f"winner: val_mse {summary['winner']['mean']:.4g} ± {summary['winner']['std']:.2g} "
-          f"over {settings.folds} folds: {describe(summary['winner']['hyperparameters'])}; "
-          f"training it on all {len(train)} points", flush=True)
-    return train_and_export(winner, run_dir, data, started=started, runtime=runtime,
-                            extra={"tuning": {
-        "winner_cv_val_mse": summary["winner"]["mean"],
-        "winner_cv_val_mse_std": summary["winner"]["std"],
+    summary = _write_report(stages, base, run_dir, started)
+    choice = summary["choice"]
+    winner = choice["winner"]
+    print(f"chosen: val_mse {winner['mean']:.4g} ± {winner['std']:.2g} over "
+          f"{settings.folds} folds, {describe(winner['hyperparameters'])}: "
+          f"{choice['reason']}; training it on all {len(train)} points", flush=True)
+    return train_and_export(config_from_values(config, winner["hyperparameters"]), run_dir,
+                            data, started=started, runtime=runtime, extra={"tuning": {
+        "winner_cv_val_mse": winner["mean"],
+        "winner_cv_val_mse_std": winner["std"],
+        "kept_own_configuration": choice["baseline"] is winner,
+        "margin_over_own": choice["margin"],
+        "margin_standard_error": choice["standard_error"],
+        "reason": choice["reason"],
+        "cv": settings.cv,
         "search_seconds": summary["seconds"],
         "base_config": to_dict(config),
     }})
 
 
-def _write_report(stages, run_dir: Path, started: float) -> dict:
-    """Writes `tuning.json` and `tuning.png`; returns the JSON's content."""
+def _write_report(stages, base: dict, run_dir: Path, started: float) -> dict:
+    """Writes `tuning.json` and `tuning.png`; returns the JSON's content.
+
+    Raises:
+        InputError: no final candidate completed.
+    """
     summary = {"objective": OBJECTIVE.name, "stages": []}
     for stage, tuner in stages:
         records = report.trial_records(tuner.oracle, stage.folds)
         summary["stages"].append({
             "name": stage.name, "search": stage.tuner_class.__name__, "folds": stage.folds,
-            "epochs": stage.epochs, "trials": records, "best": report.best_record(records),
+            "epochs": stage.epochs, "cv": stage.cv, "trials": records,
+            "best": report.best_record(records),
         })
-    winner = summary["stages"][-1]["best"]
-    if winner is None:
-        raise InputError("every grid trial failed (see the lines above); nothing to train")
-    summary["winner"] = winner
+    candidates, baseline_id = _candidates(stages, base)
+    try:
+        choice = select.one_standard_error(
+            candidates, baseline_id, lambda record: distance(record["hyperparameters"], base))
+    except ValueError:
+        raise InputError("every grid trial failed (see the lines above); nothing to "
+                         "train") from None
+    summary["choice"] = {
+        "rule": "one standard error of paired fold differences; the closest to the run's "
+                "own configuration among those within it of the best",
+        "winner": choice["winner"]["trial_id"], "best": choice["best"]["trial_id"],
+        "baseline": baseline_id, "within_noise": choice["within_noise"],
+        "margin": choice["margin"], "standard_error": choice["standard_error"],
+        "reason": choice["reason"],
+    }
+    summary["winner"] = choice["winner"]
     summary["seconds"] = time.perf_counter() - started
     write_json(run_dir / "tuning.json", summary)
-    grid = summary["stages"][-1]
+    several = len({str(architecture(r["hyperparameters"])) for r in candidates}) > 1
     report.plot_scores(
-        grid["trials"], run_dir / "tuning.png", objective=OBJECTIVE.name, label=grid_label,
-        title=f"Grid search, {grid['folds']}-fold CV, "
-              f"{architecture_label(winner['hyperparameters'])}",
+        candidates, run_dir / "tuning.png", objective=OBJECTIVE.name,
+        label=describe if several else grid_label,
+        title=f"Final candidates, {stages[-1][0].folds}-fold {stages[-1][0].cv} CV"
+              + ("" if several else f", {architecture_label(candidates[0]['hyperparameters'])}"),
     )
-    return summary
+    return {**summary, "choice": choice}

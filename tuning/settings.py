@@ -16,7 +16,17 @@ DEFAULT_FOLDS = 5
 # the configured epochs divided by this factor.
 SCREEN_FOLDS = 3
 SCREEN_EPOCH_DIVISOR = 5
-CV_KINDS = ("random", "contiguous")
+# --cv: what a fold's validation score measures (see `tuning.kfold.cv_folds`).
+CV_KINDS = ("interior", "random", "contiguous")
+CV_HELP = {
+    "interior": "held-out stretches of x with training data on both sides: how a model "
+                "bridges a gap inside the data's range, as the test's dark intervals ask; "
+                "the lowest and highest points are always trained on",
+    "random": "a random split, as the homework did: every validation point has training "
+              "neighbours, so it scores fitting the noise more than bridging gaps",
+    "contiguous": "stretches of x from end to end: the first and last folds score "
+                  "extrapolation beyond the data's range, which the test never asks for",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,17 +42,15 @@ class TuneSettings:
             6e-4; weight decay 1.3e-3, 1.5e-3, 1.7e-3; batch 50, 100) instead
             of a grid around stage 1's winner.
         fresh: Delete an earlier search in the run folder instead of resuming.
-        cv: "contiguous" stretches of x (the default: they score how a model
-            bridges gaps like the data's dark intervals, which is what the test
-            measures; see `tuning.kfold.kfold_indices`), or "random" folds, as
-            the homework did.
+        cv: How the folds are made, one of `CV_KINDS` (see `CV_HELP`):
+            "interior" by default, as it scores what the test measures.
     """
 
     trials: int = DEFAULT_TRIALS
     folds: int = DEFAULT_FOLDS
     homework_grid: bool = False
     fresh: bool = False
-    cv: str = "contiguous"
+    cv: str = "interior"
 
     def __post_init__(self):
         if self.trials < 0:
