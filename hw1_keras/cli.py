@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "print 'FILE: DIGIT (PROBABILITY)' per image.",
     )
     predict.add_argument("--model", required=True, metavar="DIR",
-                         help="a run's saved_model/ folder")
+                         help="a run's saved_model/ folder, or an MNIST run's model.onnx "
+                              "(run by onnxruntime, without TensorFlow)")
     predict.add_argument("--input", metavar="CSV",
                          help="read x values from a CSV (column 'input', or the first column)")
     predict.add_argument("inputs", nargs="*", metavar="INPUT",
@@ -379,9 +380,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_mnist(config, args.out, device)
         return 0
     if args.command == "predict":
-        _import_tensorflow_quietly()
-        from hw1_keras.predict import predict_command
+        from hw1_keras.predict import is_onnx, predict_command
 
+        if not is_onnx(args.model):  # onnxruntime serves an .onnx file without TensorFlow.
+            _import_tensorflow_quietly()
         return predict_command(args.model, args.inputs, args.input)
     if args.command == "bench":
         _bench_defaults(args)

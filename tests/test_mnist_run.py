@@ -45,7 +45,7 @@ def test_a_run_writes_every_artifact(small_run):
     assert saved["config"]["dense_units"] == 64
     # Two epochs on 1,000 images are far from converged but far above chance.
     assert saved["test_accuracy"] > 0.5
-    assert saved["onnx_max_abs_diff"] <= 1e-5
+    assert saved["onnx_max_abs_diff"] <= 1e-5 and saved["onnx_check_images"] == 300  # All.
     assert not (run_dir / "backup").exists()  # Removed once training finished.
 
 
@@ -92,7 +92,7 @@ def test_exports_match_keras_in_a_fresh_process(small_run, small_npz, tmp_path):
     for output in result["saved"]:  # uint8/float, (N,28,28)/(N,28,28,1), and a repeat.
         np.testing.assert_allclose(output, probabilities, atol=1e-5)
     np.testing.assert_array_equal(result["saved"][0], result["saved"][-1])
-    assert np.max(np.abs(result["onnx"] - logits)) <= 1e-5
+    assert np.max(np.abs(result["onnx"] - probabilities)) <= 1e-5  # ONNX serves them too.
 
 
 def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tmp_path, cli):
@@ -108,7 +108,8 @@ def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tm
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{good}: ")
     assert re.fullmatch(r"[0-9] \([0-9.]+%(, unsure)?\)", lines[0].split(": ")[1]), lines[0]
-    errors = result.stderr.strip().splitlines()
+    loaded, *errors = result.stderr.strip().splitlines()
+    assert loaded.startswith(f"run.py predict: loaded {run_dir / 'saved_model'}: MNIST")
     assert len(errors) == 1 and str(bad) in errors[0] and "Traceback" not in result.stderr
     assert errors[0].startswith(f"run.py predict: error: {bad}: ")
 

@@ -16,12 +16,13 @@ import tensorflow as tf
 
 from hw1_keras import devices, plots
 from hw1_keras.config import to_dict
-from hw1_keras.export import export_onnx, export_saved_model
+from hw1_keras.export import ONNX_CHECK_IMAGES, export_onnx, export_saved_model, onnx_difference
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig, flag_presets
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
+from hw1_keras.onnx_serving import MNIST
 from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
                             write_json, write_text)
 from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
@@ -297,9 +298,10 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     mnist_plots.confusion(results["confusion"], run_dir / "confusion.png")
     mnist_plots.mistakes(data.x_test, data.y_test, results["predicted"], results["confidence"],
                          run_dir / "mistakes.png")
-    export_saved_model(model, run_dir / "saved_model", serve=serving_function(model))
-    onnx_difference = export_onnx(model, run_dir / "model.onnx",
-                                  data.x_test[:256, ..., np.newaxis].astype("float32"))
+    serve = serving_function(model)
+    export_saved_model(model, run_dir / "saved_model", serve=serve)
+    export_onnx(model, run_dir / "model.onnx", serve, MNIST)  # The same program, for onnxruntime.
+    onnx_images = data.x_test[:ONNX_CHECK_IMAGES]
 
     metrics = {
         "test_accuracy": results["test_accuracy"],
@@ -312,7 +314,10 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         "parameters": model.count_params(),
         "train_seconds": train_seconds,
         "resumed": bool(resumed_log),
-        "onnx_max_abs_diff": onnx_difference,
+        # Probabilities, ONNX vs SavedModel, on the same uint8 test digits.
+        "onnx_max_abs_diff": onnx_difference(run_dir / "model.onnx", run_dir / "saved_model",
+                                             onnx_images),
+        "onnx_check_images": len(onnx_images),
         "seed": config.seed,
         "config": to_dict(config),
         **({"device": runtime.record()} if runtime is not None else {}),
