@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import stat
 import types
 import typing
 from typing import Any
@@ -131,12 +132,74 @@ def to_dict(config: Any) -> dict[str, Any]:
 # Seeds reach NumPy and TensorFlow (0 to 2**32 - 1) with small offsets added
 # (augmentation layers, folds), so they are kept well inside that range.
 MAX_SEED = 2**31 - 1
+# Counts (epochs, batch sizes, widths) above this are typos, not runs, and
+# TensorFlow's integer tensors cannot take much larger ones: `--epochs` of
+# 10**20 failed deep inside tf.data with a traceback.
+MAX_COUNT = 2**31 - 1
+# The largest network a run builds. Training holds about five float32 copies
+# of the weights (the weights, their gradients, Adam's two moments, a weight
+# average) and the checkpoints and exports serialize more: at 100 million
+# parameters, 400 MB a copy, about 2-4 GB in all, and a 5-fold search's
+# stacked copies five times that, which fits this project's 24 GiB machines
+# with room for TensorFlow, the data and the other processes sharing them.
+# Every export then also stays below protobuf's 2 GiB limit (the ONNX file).
+MAX_PARAMETERS = 100_000_000
+# The most activation values one batch may hold (input to logits, every
+# layer's output). A network of few weights can still need more memory than a
+# machine has: MNIST's first layer alone, at 100,000 filters and batch 128,
+# outputs 10**10 values (40 GB). At this limit a batch's values take 4 GB,
+# and training keeps them and their gradients: about 8-12 GB.
+MAX_BATCH_ACTIVATIONS = 1_000_000_000
 
 
 def require_seed(config: Any, name: str = "seed") -> None:
     """Raises `InputError` unless the field `name` is a seed in [0, MAX_SEED]."""
     value = getattr(config, name)
     require(0 <= value <= MAX_SEED, config, name, f"a whole number from 0 to {MAX_SEED}")
+
+
+def require_count(config: Any, name: str, minimum: int = 1) -> None:
+    """Raises `InputError` unless the field `name` is a whole number in [minimum, MAX_COUNT]."""
+    value = getattr(config, name)
+    require(minimum <= value <= MAX_COUNT, config, name,
+            f"a whole number from {minimum} to {MAX_COUNT:,}")
+
+
+def network_fits(parameters: int, activations: int, batch: int) -> str | None:
+    """Why a network is too large to build, or None when it fits (pure).
+
+    Args:
+        parameters: Its parameter count.
+        activations: The activation values one sample gives (every layer's output).
+        batch: The most samples it processes at once.
+    """
+    if parameters > MAX_PARAMETERS:
+        return (f"the network would have {parameters:,} parameters; the limit is "
+                f"{MAX_PARAMETERS:,}, about what memory allows for training and exporting it")
+    if activations * batch > MAX_BATCH_ACTIVATIONS:
+        return (f"one batch of {batch:,} samples would hold {activations * batch:,} "
+                f"activation values ({activations:,} a sample); the limit is "
+                f"{MAX_BATCH_ACTIVATIONS:,}, about what memory allows for training on it")
+    return None
+
+
+def require_network_fits(config: Any, names: tuple[str, ...], parameters: int,
+                         activations: int, batch: int, fix: str) -> None:
+    """Raises `InputError` naming the flags `names` when the network is too large.
+
+    Args:
+        config: The configuration.
+        names: The fields that size the network, shown with their values.
+        parameters, activations, batch: As `network_fits` takes them.
+        fix: How to make it smaller, e.g. "use fewer or narrower layers".
+    """
+    why = network_fits(parameters, activations, batch)
+    if why is None:
+        return
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    given = " ".join(f"{flag_name(fields[name])} {_show(getattr(config, name))}"
+                     for name in names)
+    raise InputError(f"{given}: {why}; {fix}")
 
 
 def absolute_path(config: Any, name: str) -> None:
@@ -160,6 +223,34 @@ def absolute_path(config: Any, name: str) -> None:
         raise InputError(f"{flag_name(field)} got an empty path; expected a file's path, "
                          "or leave the flag out")
     object.__setattr__(config, name, os.path.abspath(value))
+
+
+# What `require_regular_file` calls each kind of file that is no data file.
+SPECIAL_FILES = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                 (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def require_regular_file(path: str | os.PathLike, name: str, expected: str) -> None:
+    """Raises `InputError` when `path` exists but is neither a regular file nor a folder.
+
+    A FIFO, a device (/dev/null) or a socket exists, but is no data file:
+    reading a FIFO waits for a writer forever, a device reads as empty or
+    endless. Missing paths and folders are left to the callers, whose
+    messages say what they expected there.
+
+    Args:
+        path: The path given.
+        name: How the message names it, e.g. `--data x.npz`.
+        expected: What to pass instead, e.g. "a CSV file with columns input,label".
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # Missing, unreachable, or a NUL in the name.
+        return
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return
+    kind = next((kind for test, kind in SPECIAL_FILES if test(mode)), "a special file")
+    raise InputError(f"{name}: is not a regular file ({kind}); pass {expected}")
 
 
 def require(condition: bool, config: Any, name: str, expected: str) -> None:

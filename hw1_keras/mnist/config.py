@@ -5,9 +5,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import absolute_path, option, require, require_seed
+from hw1_keras.config import (
+    absolute_path, option, require, require_count, require_network_fits, require_seed,
+)
 
 DOWNSAMPLING = ("maxpool", "stride")
+IMAGE_SIDE = 28
+CLASSES = 10
+# Test images go through the network 512 at a time
+# (`hw1_keras.mnist.pipeline.evaluation_dataset`): with a smaller training
+# batch, those are its largest batches.
+EVALUATION_BATCH = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +81,8 @@ class MnistConfig:
     def __post_init__(self):
         absolute_path(self, "data")
         require_seed(self)
-        require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
-        require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
+        require_count(self, "epochs")
+        require_count(self, "batch_size")
         require(0 < self.learning_rate < math.inf, self, "learning_rate",
                 "a finite number > 0, e.g. 2e-3")
         require(0 <= self.weight_decay < math.inf, self, "weight_decay",
@@ -85,18 +93,51 @@ class MnistConfig:
         require(1 <= len(self.filters) <= 3 and all(f >= 1 for f in self.filters),
                 self, "filters", "1 to 3 filter counts >= 1, e.g. 32,64")
         require(self.dense_units >= 1, self, "dense_units", "a whole number >= 1")
-        require(0 <= self.dropout < 1, self, "dropout", "a rate in [0, 1)")
-        require(0 <= self.dense_dropout < 1, self, "dense_dropout", "a rate in [0, 1)")
         require(self.batch_norm in (0, 1), self, "batch_norm", "0 or 1")
         require(self.dense_batch_norm in (0, 1), self, "dense_batch_norm", "0 or 1")
         require(self.downsampling in DOWNSAMPLING, self, "downsampling", "maxpool or stride")
+        parameters, activations = network_size(self)
+        require_network_fits(self, ("filters", "dense_units"), parameters, activations,
+                             max(self.batch_size, EVALUATION_BATCH),
+                             "use fewer filters, fewer --dense-units or a smaller --batch-size")
+        require(0 <= self.dropout < 1, self, "dropout", "a rate in [0, 1)")
+        require(0 <= self.dense_dropout < 1, self, "dense_dropout", "a rate in [0, 1)")
         require(self.augmented_copy in (0, 1), self, "augmented_copy", "0 or 1")
         require(0 <= self.rotation <= 180, self, "rotation", "degrees in [0, 180]")
         require(0 <= self.translation < 1, self, "translation", "a fraction in [0, 1)")
         require(0 <= self.shear < 1, self, "shear", "a factor in [0, 1)")
         require(0 <= self.zoom < 1, self, "zoom", "a fraction in [0, 1)")
         require(0 <= self.elastic <= 5, self, "elastic", "pixels in [0, 5]")
-        require(self.validation_size >= 1, self, "validation_size", "a whole number >= 1")
+        require_count(self, "validation_size")
+
+
+def network_size(config: MnistConfig) -> tuple[int, int]:
+    """`(parameters, activation values per image)` of `config`'s CNN; pure, no TensorFlow.
+
+    The network is `hw1_keras.mnist.model.build_model`'s: per block a 3x3
+    "same" convolution (no bias under BatchNorm), BatchNorm (4 values a
+    channel, the moving statistics included, as Keras counts them), ReLU and a
+    2x2 max-pool (or a stride of 2 instead); then Dropout, Flatten, the dense
+    layer (with BatchNorm in place of its bias if asked) and 10 logits. The
+    activation values are every layer's output for one image, the image
+    included: what a training step keeps for its backward pass.
+    """
+    side, channels = IMAGE_SIDE, 1
+    parameters, activations = 0, 2 * side * side  # The image and its normalized copy.
+    for filters in config.filters:
+        parameters += 9 * channels * filters + (4 * filters if config.batch_norm else filters)
+        if config.downsampling == "stride":
+            side = -(-side // 2)  # "same" padding rounds up.
+        activations += side * side * filters * (3 if config.batch_norm else 2)
+        if config.downsampling == "maxpool":
+            side //= 2  # "valid" pooling rounds down.
+            activations += side * side * filters
+        channels = filters
+    flat, dense = side * side * channels, config.dense_units
+    parameters += flat * dense + (4 * dense if config.dense_batch_norm else dense)
+    parameters += dense * CLASSES + CLASSES
+    activations += 2 * flat + dense * (4 if config.dense_batch_norm else 2) + CLASSES
+    return parameters, activations
 
 
 def quick_preset() -> MnistConfig:

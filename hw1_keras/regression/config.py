@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hw1_keras.config import absolute_path, option, require, require_seed
+from hw1_keras.config import (
+    absolute_path, option, require, require_count, require_network_fits, require_seed,
+)
 
 ACTIVATIONS = ("selu", "sigmoid", "relu", "tanh", "elu", "gelu", "linear")
+# The most points the network sees at once: validation's batches
+# (`hw1_keras.regression.model.VALIDATION_BATCH`); the training batches of the
+# embedded data's 100 points are smaller.
+LARGEST_BATCH = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,17 +62,20 @@ class RegressionConfig:
         absolute_path(self, "test")
         require_seed(self)
         require_seed(self, "data_seed")
-        require(self.epochs >= 1, self, "epochs", "a whole number >= 1")
-        require(self.batch_size >= 1, self, "batch_size", "a whole number >= 1")
+        require_count(self, "epochs")
+        require_count(self, "batch_size")
         require(0 < self.learning_rate < math.inf, self, "learning_rate",
                 "a finite number > 0, e.g. 4e-4")
         require(0 <= self.weight_decay < math.inf, self, "weight_decay",
                 "a finite number >= 0")
-        require(self.log_every >= 1, self, "log_every", "a whole number >= 1")
+        require_count(self, "log_every")
         require(
             len(self.units) >= 1 and all(u >= 1 for u in self.units),
             self, "units", "one or more widths >= 1, e.g. 16,64",
         )
+        require_network_fits(self, ("units",), parameter_count(self.units),
+                             sum(self.units) + 2, LARGEST_BATCH,
+                             "use fewer or narrower layers")
         require(
             len(self.activations) == len(self.units),
             self, "activations", f"one activation per hidden layer ({len(self.units)})",
@@ -80,3 +89,12 @@ class RegressionConfig:
             self, "train" if self.test is None else "test",
             "--train and --test together (or neither, for the embedded data)",
         )
+
+
+def parameter_count(units: tuple[int, ...]) -> int:
+    """The parameters of the MLP with these hidden widths (1 input, 1 output), as
+    `hw1_keras.regression.model.build_model` builds it: each Dense layer's
+    kernel and bias. Pure, so a network too large to build is refused before
+    TensorFlow allocates anything."""
+    widths = (1, *units, 1)
+    return sum(inputs * outputs + outputs for inputs, outputs in zip(widths, widths[1:]))
