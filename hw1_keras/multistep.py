@@ -128,6 +128,10 @@ class MultiStepTrainer(keras.Model):
         """Records a data loss from `weighted_data_loss` in the logged metrics."""
         self.data_loss_tracker.update_state(data_loss)
 
+    def track_loss(self, loss):
+        """Records a step's objective in the logged `loss`."""
+        self.loss_tracker.update_state(loss)
+
     def penalty(self):
         """The network's regularization penalties (0 when it has none)."""
         return tf.add_n(self.network.losses) if self.network.losses else 0.0
@@ -142,7 +146,7 @@ class MultiStepTrainer(keras.Model):
             # Identity, except under mixed precision: the loss-scale optimizer's scale.
             scaled = self.optimizer.scale_loss(loss)
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        self.loss_tracker.update_state(loss)
+        self.track_loss(loss)
         self.track_data_loss(data_loss)
 
     def train_step(self, data):

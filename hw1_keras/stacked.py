@@ -162,17 +162,61 @@ class StackedTrainer(MultiStepTrainer):
         return {m.name: m.result() for m in self.metrics}
 
 
+class EnsembleTrainer(StackedTrainer):
+    """`StackedTrainer` for k copies of one model on one training set: an ensemble.
+
+    Each copy still follows its own gradient (the summed loss), but the logs
+    are the ensemble's: `loss` and `<loss_name>` the copies' means in
+    training, and in validation the loss of the copies' averaged prediction,
+    which is what the exported ensemble answers. Validation data are plain
+    `(x, y)` batches, shared by every copy.
+    """
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.data_loss_tracker]
+
+    def track_data_loss(self, data_loss):
+        self.data_loss_tracker.update_state(tf.reduce_mean(data_loss))
+
+    def track_loss(self, loss):
+        self.loss_tracker.update_state(loss / self.network.copies)
+
+    def test_step(self, data):
+        x, y = data[:2]
+        copies = tf.broadcast_to(x[None], [self.network.copies, *tf.unstack(tf.shape(x))])
+        prediction = tf.reduce_mean(self.network(copies, training=False), axis=0)
+        data_loss = tf.reduce_mean(self.per_sample_loss(y, prediction))
+        rows = tf.shape(x)[0]
+        self.loss_tracker.update_state(data_loss + self.penalty() / self.network.copies,
+                                       sample_weight=rows)
+        self.data_loss_tracker.update_state(data_loss, sample_weight=rows)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def averaged(networks: list[keras.Model], name: str = "ensemble") -> keras.Model:
+    """One Functional model whose output is the mean of `networks`' outputs."""
+    inputs = keras.Input(shape=networks[0].input_shape[1:], name=networks[0].inputs[0].name)
+    # Each network under a name of its own (a model's names must be unique),
+    # sharing its layers and so its trained weights.
+    named = [keras.Model(network.inputs[0], network.outputs[0], name=f"member_{index}")
+             for index, network in enumerate(networks)]
+    outputs = layers.Average(name="mean")([network(inputs) for network in named])
+    return keras.Model(inputs, outputs, name=name)
+
+
 def steps_per_epoch(count: int, batch_size: int) -> int:
     """Optimizer steps in one epoch of `count` samples, the last batch partial."""
     return math.ceil(count / batch_size)
 
 
 def stacked_epoch_blocks(xs, ys, *, batch_size: int, epochs: int, epochs_per_call: int,
-                         seed: int) -> tf.data.Dataset:
+                         seed: int | list[int]) -> tf.data.Dataset:
     """`epoch_blocks` of k training sets, stacked on a copy axis after the step axis.
 
     Copy i's mini-batches are exactly those `epoch_blocks(xs[i], ys[i], ...)`
-    gives with the same seed, so training copy i here matches training it alone.
+    gives with the same seed (`seed[i]` when one is given per copy), so
+    training copy i here matches training it alone.
 
     Raises:
         ValueError: the sets take different numbers of steps per epoch at this
@@ -184,10 +228,11 @@ def stacked_epoch_blocks(xs, ys, *, batch_size: int, epochs: int, epochs_per_cal
             f"training sets of sizes {[len(x) for x in xs]} take {sorted(steps)} steps per "
             f"epoch at batch size {batch_size}; stacking needs the same number"
         )
+    seeds = [seed] * len(xs) if isinstance(seed, int) else list(seed)
     parts = tuple(
         epoch_blocks(x, y, batch_size=batch_size, epochs=epochs,
-                     epochs_per_call=epochs_per_call, seed=seed)
-        for x, y in zip(xs, ys)
+                     epochs_per_call=epochs_per_call, seed=copy_seed)
+        for x, y, copy_seed in zip(xs, ys, seeds)
     )
 
     def stack(*copies):

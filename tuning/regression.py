@@ -315,7 +315,9 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     port = distributed.base_port()
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
     base = center = config_values(config)
-    identity = {"search": settings.identity(), "config": to_dict(config)}
+    # --ensemble changes only the final training: a rerun with another resumes.
+    identity = {"search": settings.identity(),
+                "config": {k: v for k, v in to_dict(config).items() if k != "ensemble"}}
     out = Path(out) if out else distributed.default_out("regression-tune", role, RUNS_ROOT)
     resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
     run_dir = make_run_dir(str(out), "regression-tune")

@@ -10,6 +10,9 @@ from hw1_keras.config import (
 )
 
 ACTIVATIONS = ("selu", "sigmoid", "relu", "tanh", "elu", "gelu", "linear")
+# Copies trained side by side cost little while the stacked step is
+# overhead-bound; past a few dozen an ensemble of this network gains nothing.
+MAX_ENSEMBLE = 64
 # The most points the network sees at once: validation's batches
 # (`hw1_keras.regression.model.VALIDATION_BATCH`); the training batches of the
 # embedded data's 100 points are smaller.
@@ -51,6 +54,11 @@ class RegressionConfig:
         "epochs between learning-curve points; also the epochs run per compiled "
         "call, so larger is faster (progress lines come every few seconds)",
     )
+    ensemble: int = option(
+        1,
+        "independently seeded copies trained side by side and exported as one model "
+        "answering their mean; 1 trains the single network",
+    )
     data_seed: int = option(
         2020, "seeds the embedded data set; fixed so every run sees the same points"
     )
@@ -69,11 +77,13 @@ class RegressionConfig:
         require(0 <= self.weight_decay < math.inf, self, "weight_decay",
                 "a finite number >= 0")
         require_count(self, "log_every")
+        require(1 <= self.ensemble <= MAX_ENSEMBLE, self, "ensemble",
+                f"a whole number from 1 to {MAX_ENSEMBLE}")
         require(
             len(self.units) >= 1 and all(u >= 1 for u in self.units),
             self, "units", "one or more widths >= 1, e.g. 16,64",
         )
-        require_network_fits(self, ("units",), parameter_count(self.units),
+        require_network_fits(self, ("units",), parameter_count(self.units) * self.ensemble,
                              sum(self.units) + 2, LARGEST_BATCH,
                              "use fewer or narrower layers")
         require(

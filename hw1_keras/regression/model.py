@@ -20,7 +20,8 @@ from keras import layers
 from hw1_keras import devices
 from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
 from hw1_keras.stacked import (
-    StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation, steps_per_epoch,
+    EnsembleTrainer, StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation,
+    steps_per_epoch,
 )
 from hw1_keras.regression.config import ACTIVATIONS, RegressionConfig
 
@@ -279,25 +280,72 @@ class RegressionHyperModel(keras_tuner.HyperModel):
                          callbacks=copy.deepcopy(callbacks), verbose=verbose).history
                 for model, (train, valid) in zip(models, folds)
             ]
-        block = epochs_per_call(epochs, self.log_every)
-        network = StackedNetwork(models)
-        trainer = StackedTrainer(network)
-        # The models' own optimizer settings, in one optimizer for the stack.
-        optimizer = models[0].optimizer.__class__.from_config(models[0].optimizer.get_config())
-        trainer.compile(optimizer=optimizer, jit_compile=self.use_xla(
-            epochs * steps_per_epoch(train_sizes[0], batch_size)))
         blocks = stacked_epoch_blocks(
             [x[train] for train, _ in folds], [y[train] for train, _ in folds],
-            batch_size=batch_size, epochs=epochs, epochs_per_call=block, seed=self.seed,
+            batch_size=batch_size, epochs=epochs,
+            epochs_per_call=epochs_per_call(epochs, self.log_every), seed=self.seed,
         )
         validation = tf.data.Dataset.from_tensors(stacked_validation(
             [x[valid] for _, valid in folds], [y[valid] for _, valid in folds])).cache()
-        history = trainer.fit(blocks, epochs=math.ceil(epochs / block), steps_per_epoch=1,
-                              shuffle=False, validation_data=validation,
-                              callbacks=callbacks, verbose=verbose).history
-        network.write_back()
+        history = self._fit_stacked(StackedTrainer, models, blocks, validation,
+                                    steps=epochs * steps_per_epoch(train_sizes[0], batch_size),
+                                    epochs=epochs, callbacks=callbacks, verbose=verbose).history
         return [
             {"loss": history["loss"], "mse": history[f"mse_{fold}"],
              "val_mse": history[f"val_mse_{fold}"]}
             for fold in range(len(folds))
         ]
+
+    def fit_ensemble(self, hp, models, x, y, validation_data=None, callbacks=None,
+                     verbose=0):
+        """Trains k models of `build(hp)` on the same data at once: an ensemble.
+
+        Model i keeps its own initialization and its own mini-batch order
+        (seed `self.seed + i`, so model 0 trains as `fit` would train it
+        alone), in one compiled loop for all k (`hw1_keras.stacked`).
+
+        Args:
+            hp: The hyperparameters.
+            models: k freshly built models; trained in place.
+            x: Inputs, shape (N, 1).
+            y: Targets, shape (N, 1).
+            validation_data: `(x, y)` on which the ensemble's averaged
+                prediction is scored every `log_every` epochs.
+            callbacks: Keras callbacks; they see the ensemble's logs (see
+                `hw1_keras.stacked.EnsembleTrainer`).
+            verbose: Keras verbosity.
+
+        Returns:
+            The Keras `History`: `loss` and `mse` the members' means,
+            `val_loss` and `val_mse` the averaged prediction's.
+        """
+        x = np.asarray(x, np.float32)
+        y = np.asarray(y, np.float32)
+        epochs, batch_size = self.schedule(hp)
+        batch_size = min(batch_size, len(x))
+        blocks = stacked_epoch_blocks(
+            [x] * len(models), [y] * len(models), batch_size=batch_size, epochs=epochs,
+            epochs_per_call=epochs_per_call(epochs, self.log_every),
+            seed=[self.seed + index for index in range(len(models))],
+        )
+        if validation_data is not None:
+            validation_data = (tf.data.Dataset.from_tensor_slices(validation_data)
+                               .batch(VALIDATION_BATCH).cache())
+        return self._fit_stacked(EnsembleTrainer, models, blocks, validation_data,
+                                 steps=epochs * steps_per_epoch(len(x), batch_size),
+                                 epochs=epochs, callbacks=callbacks, verbose=verbose)
+
+    def _fit_stacked(self, trainer_class, models, blocks, validation, *, steps: int,
+                     epochs: int, callbacks, verbose):
+        """Trains `models` side by side on stacked `blocks`; writes their weights back."""
+        network = StackedNetwork(models)
+        trainer = trainer_class(network)
+        # The models' own optimizer settings, in one optimizer for the stack.
+        optimizer = models[0].optimizer.__class__.from_config(models[0].optimizer.get_config())
+        trainer.compile(optimizer=optimizer, jit_compile=self.use_xla(steps))
+        block = epochs_per_call(epochs, self.log_every)
+        history = trainer.fit(blocks, epochs=math.ceil(epochs / block), steps_per_epoch=1,
+                              shuffle=False, validation_data=validation,
+                              callbacks=callbacks, verbose=verbose)
+        network.write_back()
+        return history

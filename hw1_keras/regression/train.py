@@ -6,10 +6,11 @@ import contextlib
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import devices, plots
+from hw1_keras import devices, plots, stacked
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.export import export_saved_model
@@ -91,6 +92,8 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
     hp = hyperparameters(config)
     block = epochs_per_call(config.epochs, config.log_every)
     callbacks = [ProgressLine(config.epochs, block)] if verbose else []
+    if config.ensemble > 1:
+        return _train_ensemble(config, hypermodel, hp, train, test, callbacks, runtime)
     scope = runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
     with scope:
         model = hypermodel.build(hp)
@@ -102,6 +105,31 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
         devices.report_weights(model, runtime)
         model = devices.single_device_copy(model, lambda: hypermodel.build(hp), runtime.policy)
     return model, history, seconds
+
+
+def _train_ensemble(config, hypermodel, hp, train, test, callbacks, runtime):
+    """`train_model` for `--ensemble K`: K seeded copies side by side, then their mean.
+
+    Copy i is built after seeding with `config.seed + i` and shuffles with the
+    same seed, so copy 0 is the single run's network.
+    """
+    if runtime is not None and runtime.policy.replicas > 1:
+        raise InputError(f"--ensemble {config.ensemble} trains its copies side by side on "
+                         "one device; leave out --distribute (or pass --distribute none)")
+    members = []
+    for index in range(config.ensemble):
+        seed_everything(config.seed + index)
+        members.append(hypermodel.build(hp))
+    start = time.perf_counter()
+    history = hypermodel.fit_ensemble(hp, members, train.x, train.y,
+                                      validation_data=(test.x, test.y), callbacks=callbacks)
+    return stacked.averaged(members), history, time.perf_counter() - start
+
+
+def members(model) -> list:
+    """The networks of an ensemble from `--ensemble`, or `[model]` for a single one."""
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return inner or [model]
 
 
 def plot_fit(model, train, test, gaps, path, *, embedded: bool) -> Path:
@@ -240,7 +268,7 @@ def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
 
     block = epochs_per_call(config.epochs, config.log_every)
     plot_fit(model, train, test, gaps, run_dir / "fit.png", embedded=embedded)
-    plots.weight_histograms(model, run_dir / "weights.png")
+    plots.weight_histograms(members(model)[0], run_dir / "weights.png")
     plot_losses(history, block, config.epochs, run_dir / "loss.png")
     plots.activation_function(config.activations[0], run_dir / f"{config.activations[0]}.png")
     export_saved_model(model, run_dir / "saved_model",
