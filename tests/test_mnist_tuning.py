@@ -108,7 +108,11 @@ def test_each_study_varies_only_its_own_setting():
         differing = {name for config in changed
                      for name, value in dataclasses.asdict(config).items()
                      if value != getattr(base, name)}
-        assert differing == {"filters" if each.name in ("depth", "filters") else each.parameter}
+        expected = {"depth": {"filters"}, "filters": {"filters"},
+                    # A batch size brings its learning rate (the square-root rule).
+                    "batch_size": {"batch_size", "learning_rate"}}.get(each.name,
+                                                                       {each.parameter})
+        assert differing == expected
         assert base in changed  # The configuration itself is one of each study's settings.
 
 
@@ -139,15 +143,19 @@ def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
     assert second["trained"][0] == CRASH_AT
     assert not set(first["trained"]) & set(second["trained"])
     assert len(second["trained"]) == len(set(second["trained"]))
-    # The base configuration recurs in all 7 studies but trains once: 19 - 6 = 13.
-    assert len(first["trained"] + second["trained"]) == 13
-    assert len(trial_lines(second["out"])) == 19 - 5
+    # The base configuration recurs in all 7 studies but trains once: 19 - 6 = 13;
+    # then the check of the winners together, trained only if no study trained it.
+    summary = json.loads((run_dir / "tuning.json").read_text())
+    (check,) = summary["check"]["trials"]
+    checked = [setting for setting in second["trained"] if setting[0] == "combined"]
+    assert len(checked) == (0 if "same_as" in check else 1)
+    assert len(first["trained"] + second["trained"]) == 13 + len(checked)
+    assert len(trial_lines(second["out"])) == 19 - 5 + 1
     assert "same configuration as depth trial 2: not trained again" in second["out"]
     assert "(resuming; --fresh starts over)" in second["out"]
     assert "Epoch 1/1" not in second["out"] and "━" not in second["out"]  # Keras stays quiet.
     assert "Reloading Tuner" not in second["out"]  # So does KerasTuner: the line above says it.
 
-    summary = json.loads((run_dir / "tuning.json").read_text())
     trials = [t for s in summary["studies"] for t in s["trials"]]
     assert [(t["study"], t["value"]) for t in trials] == [
         (s.name, v) for s in STUDIES for v in s.values]
@@ -158,8 +166,75 @@ def test_every_setting_is_one_trial_and_a_rerun_redoes_no_finished_one(tuned):
     base = trials[1]
     assert base["label"] == "2 blocks (32/64)" and "same_as" not in base
     assert {t["best"] for t in copies} == {base["best"]}
-    assert summary["winner"]["best"] == max(t["best"] for t in trials)
     assert (summary["trial_images"], summary["validation_images"]) == (128, 200)
+
+
+def test_a_smaller_batch_trains_the_same_steps_on_fewer_images(tuned):
+    run_dir, _ = tuned
+    summary = json.loads((run_dir / "tuning.json").read_text())
+    trials = {(t["study"], t["value"]): t for s in summary["studies"] for t in s["trials"]}
+    own = trials[("depth", 2)]
+    assert (own["images"], own["steps"]) == (128, 1)  # 128 images at batch 128, 1 epoch.
+    small = trials[("batch_size", 16)]
+    assert (small["images"], small["steps"]) == (16, 1)
+    assert trials[("batch_size", 64)]["images"] == 64
+    assert all(t["steps"] == 1 for t in trials.values())
+    assert small["config"]["learning_rate"] == pytest.approx(
+        own["config"]["learning_rate"] / 8 ** 0.5)
+
+
+def test_each_trial_keeps_which_validation_images_its_best_epoch_got_right(tuned):
+    # In the oracle's own files, which a resumed search and a distributed chief read.
+    from keras_tuner.src.engine.trial import Trial
+
+    from tuning.mnist_studies import correct_from_metrics
+
+    run_dir, _ = tuned
+    files = sorted((run_dir / "tuning" / "dense").glob("trial_*/trial.json"))
+    assert len(files) == 3
+    for path in files:
+        metrics = Trial.load(str(path)).metrics
+        values = {name: metrics.get_last_value(name) for name in metrics.metrics}
+        correct = correct_from_metrics(values, 200)
+        assert correct.shape == (200,)
+        assert correct.mean() == pytest.approx(values["val_accuracy"])
+
+
+def test_correct_masks_survive_the_metrics_they_travel_as():
+    from tuning.mnist_studies import CORRECT_BITS, correct_from_metrics, correct_metrics
+
+    mask = np.random.default_rng(1).random(12_000) > 0.3
+    metrics = correct_metrics(mask)
+    assert len(metrics) == 12_000 // CORRECT_BITS
+    assert all(value == int(value) < 2**53 for value in metrics.values())  # Exact in doubles.
+    np.testing.assert_array_equal(correct_from_metrics(metrics, 12_000), mask)
+    odd = mask[:101]
+    np.testing.assert_array_equal(correct_from_metrics(correct_metrics(odd), 101), odd)
+    assert correct_from_metrics({}, 101) is None  # A trial that did not record them.
+
+
+def test_the_decision_names_each_study_s_verdict_and_the_retrained_configuration(tuned):
+    run_dir, (_, second) = tuned
+    summary = json.loads((run_dir / "tuning.json").read_text())
+    decision = summary["decision"]
+    assert [v["study"] for v in decision["verdicts"]] == [s.name for s in STUDIES]
+    for verdict in decision["verdicts"]:
+        assert verdict["changed"] == (verdict["study"] in decision["changed_by"])
+        if "margin" in verdict:  # Compared with the run's own setting, image by image.
+            assert verdict["changed"] == (
+                verdict["margin"] > decision["noise_ses"] * verdict["margin_se"])
+            assert (verdict["study"] in decision["inside_noise"]) == (
+                0 < verdict["margin"] <= decision["noise_ses"] * verdict["margin_se"])
+    combination = decision["combination"]
+    assert combination["checked"] and summary["check"]["value"] == combination["value"]
+    assert [name for name, _ in json.loads(combination["value"])] == decision["changed_by"]
+    winner = summary["winner"]
+    assert winner == decision["retrained"]
+    assert winner["kind"] in ("base", "single", "combination")
+    if winner["kind"] == "base":
+        assert winner["config"] == summary["base_config"]
+    assert f"chosen: {winner['label']}: {winner['reason']}" in second["out"]
+    assert "studies -> one configuration" in second["out"]
 
 
 def test_one_plot_per_study_and_a_summary_table(tuned):
@@ -169,8 +244,12 @@ def test_one_plot_per_study_and_a_summary_table(tuned):
     table = (run_dir / "studies.md").read_text()
     # 128 trial images: fewer than the 2,560 BatchNorm would otherwise be settled on.
     assert "re-estimated on 128 training images" in table
-    rows = [line for line in table.splitlines() if line.startswith("| ")][2:]  # No header.
+    settings_table, decision_table = table.split("## From the studies to one model")
+    rows = [line for line in settings_table.splitlines() if line.startswith("| ")][2:]
     assert len(rows) == 19
+    verdicts = [line for line in decision_table.splitlines() if line.startswith("| ")][2:]
+    assert [row.split(" | ")[0] for row in verdicts] == [f"| {s.name}" for s in STUDIES]
+    assert "Chosen: " in decision_table and "Equal budget: every setting 1 epoch" in table
     assert rows[0].startswith("| depth | ") and "1 block (32)" in rows[0]
     assert rows[3].startswith("| filters | ") and rows[4].startswith("|  | ")
     summary = json.loads((run_dir / "tuning.json").read_text())
@@ -194,8 +273,10 @@ def test_the_best_setting_is_retrained_and_exported_like_a_plain_run(tuned):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["config"] == winner["config"]  # epochs: the run's, 1, as in the trials.
     assert metrics["tuning"]["winner"]["label"] == winner["label"]
+    assert metrics["tuning"]["changed_by"] == json.loads(
+        (run_dir / "tuning.json").read_text())["decision"]["changed_by"]
     assert metrics["epochs"] == TINY["epochs"] and 0 <= metrics["test_accuracy"] <= 1
-    assert f"best: {winner['study']}: {winner['label']}" in second["out"]
+    assert f"retraining {winner['label']} for 1 epoch" in second["out"]
 
 
 def test_a_trial_cap_stops_early_and_a_larger_one_continues(tiny_npz, tmp_path, capsys):
@@ -207,12 +288,17 @@ def test_a_trial_cap_stops_early_and_a_larger_one_continues(tiny_npz, tmp_path, 
         summary = search(config, settings, str(tmp_path / "run")).summary
         assert trained == [("batch_norm", 0)]
         assert [len(s["trials"]) for s in summary["studies"]] == [1]
+        # Stopped by the cap: no check of a combination; nothing to compare with.
+        assert summary["check"] is None and not summary["decision"]["combination"]["checked"]
+        assert summary["winner"]["kind"] == "base" and summary["winner"]["best"] is None
         summary = search(config, dataclasses.replace(settings, trials=None),
                          str(tmp_path / "run")).summary
     # batch norm on is the base configuration; downsampling's max-pool is it again.
-    assert trained == [("batch_norm", 0), ("batch_norm", 1), ("downsampling", "stride")]
+    studied = [setting for setting in trained if setting[0] != "combined"]
+    assert studied == [("batch_norm", 0), ("batch_norm", 1), ("downsampling", "stride")]
     assert [len(s["trials"]) for s in summary["studies"]] == [2, 2]
-    assert len(trial_lines(capsys.readouterr().out)) == 1 + 3
+    assert summary["check"] is not None  # Now complete: the winners were checked together.
+    assert len(trial_lines(capsys.readouterr().out)) == 1 + 3 + 1
 
 
 def test_other_trial_settings_in_the_same_folder_are_refused(tuned, tiny_npz, capsys):
@@ -286,7 +372,7 @@ def test_more_trial_images_than_the_training_split(tiny_npz, tmp_path, capsys):
 @pytest.mark.parametrize("argv, fragments", [
     (["--trials", "3"], ["--trials applies to a search; add --tune"]),
     (["--studies", "depth"], ["--studies applies to a search"]),
-    (["--tune", "--epochs-per-trial", "0"], ["--epochs-per-trial", "'0'", ">= 1"]),
+    (["--tune", "--epochs-per-trial", "0"], ["--epochs-per-trial", "'0'", "whole number"]),
     (["--tune", "--trials", "0"], ["--trials", "'0'"]),
     (["--tune", "--studies", "depth,width"], ["--studies", "width", "depth,filters,dense"]),
     (["--tune", "--studies", "depth,depth"], ["--studies", "distinct"]),
@@ -311,7 +397,7 @@ def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
 
     from hw1_keras.cluster import RUN_PY
 
-    base = consecutive_free_ports(2)
+    base = consecutive_free_ports(3)  # One oracle per study, one for the check.
     studies = ["dropout", "batch_norm"]  # 3 + 2 settings.
     argv = [sys.executable, str(RUN_PY), "mnist", "--tune", "--data", tiny_npz,
             "--studies", ",".join(studies), *flags(TINY), *flags(TRIAL)]
@@ -319,14 +405,19 @@ def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
         {tuner_id: [*argv, "--out", tmp_path / tuner_id]
          for tuner_id in ("chief", "worker0", "worker1")}, base, timeout=240)
     workers = [stdout["worker0"], stdout["worker1"]]
-    # Each worker prints one line per setting it trained: 5 in all, both busy.
+    # Each worker prints one line per setting it trained: 5 and the check, both busy.
     trained = [sum(line.startswith("trial ") for line in out.splitlines()) for out in workers]
-    assert sum(trained) == 5 and min(trained) >= 1, trained
+    assert sum(trained) == 5 + 1 and min(trained) >= 1, trained
     summary = json.loads((tmp_path / "chief" / "tuning.json").read_text())
     completed = [t for s in summary["studies"] for t in s["trials"] if "best" in t]
     assert len(completed) == 5
-    best = max(t["best"] for t in completed)
-    assert summary["winner"]["best"] == best
+    # The workers' per-image results reached the chief: every study was compared.
+    assert all("margin_se" in v or v["reason"] == "no other setting trained"
+               for v in summary["decision"]["verdicts"])
+    (check,) = summary["check"]["trials"]
+    assert check["status"] == "COMPLETED" and summary["decision"]["combination"]["checked"]
+    assert summary["winner"]["config"] == json.loads(
+        (tmp_path / "chief" / "metrics.json").read_text())["config"]
     assert (tmp_path / "chief" / "saved_model").exists()  # The chief retrained the winner.
     assert "So Far" not in stdout["chief"]  # Quiet (TrialLines) on the chief too: no KerasTuner tables.
     assert "worker done" in workers[0]
