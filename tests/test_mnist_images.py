@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import struct
+import time
 import warnings
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.images import load_digit, stroke_width, to_mnist
+from hw1_keras.mnist import images
+from hw1_keras.mnist.images import (draft_scale, load_digit, read_image, stroke_width,
+                                     to_mnist)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +140,7 @@ def test_an_image_too_large_to_decode_safely_gets_one_line(tmp_path, monkeypatch
     with pytest.raises(InputError, match="too large") as error:
         load_digit(path)
     assert str(path) in str(error.value) and "\n" not in str(error.value)
+    assert "(1600 pixels) exceeds limit of 200 pixels" in str(error.value)  # PIL's figures.
 
 
 def test_bad_images_get_one_line_errors(tmp_path):
@@ -169,3 +175,65 @@ def test_an_image_just_over_pils_warning_limit_is_read_quietly(tmp_path, monkeyp
         digit = load_digit(path)
     assert digit.shape == (28, 28) and digit.max() > 0
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+@pytest.mark.parametrize("size, scale", [
+    ((4000, 3000), 1), ((5472, 3648), 1),  # 12 and 20 megapixel photos.
+    ((8000, 6000), 2), ((8001, 6000), 4),  # 1/2 leaves 4001 x 3000: over 12 MP.
+    ((12_500, 12_500), 4), ((30_000, 30_000), 8), ((40_000, 40_000), None),
+])
+def test_draft_scale_is_the_least_jpeg_scale_within_the_limit(size, scale):
+    limit = 12_000_000 if size[0] == 8001 else 20_000_000
+    assert draft_scale(size, limit) == scale
+
+
+def _digit_page(size):
+    page = Image.new("RGB", size, (245, 243, 240))
+    width, height = size
+    ImageDraw.Draw(page).line([(width * 0.35, height * 0.2), (width * 0.65, height * 0.2),
+                               (width * 0.45, height * 0.8)], fill=(20, 20, 30),
+                              width=max(3, width // 40))
+    return page
+
+
+def test_a_jpeg_over_the_pixel_limit_is_decoded_smaller(tmp_path, monkeypatch):
+    path = tmp_path / "photo.jpg"
+    _digit_page((800, 600)).save(path, quality=95)
+    whole = load_digit(path)
+    monkeypatch.setattr(images, "MAX_PIXELS", 40_000)  # 480,000 pixels: 1/4 fits.
+    assert read_image(path).shape == (150, 200)
+    smaller = load_digit(path)
+    assert np.corrcoef(whole.ravel(), smaller.ravel())[0, 1] > 0.9  # The same 7.
+
+
+def _png_header(width, height):
+    """A PNG that declares `width` x `height` grey pixels and holds almost none."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grey.
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+def test_a_png_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
+    # 12,500 x 12,500 (a 206 KB PNG of a page) took 23 s and 3 GB to decode.
+    path = tmp_path / "huge.png"
+    path.write_bytes(_png_header(12_500, 12_500))
+    started = time.perf_counter()
+    with pytest.raises(InputError) as error:
+        load_digit(path)
+    assert time.perf_counter() - started < 1  # Not decoded.
+    assert str(error.value) == (
+        f"{path}: 12,500 x 12,500 pixels is too large to read (156 megapixels; predict reads "
+        "up to 20); scale the picture down or crop it to the digit")
+
+
+def test_a_jpeg_beyond_an_eighth_of_the_limit_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "photo.jpg"
+    _digit_page((800, 600)).save(path)
+    monkeypatch.setattr(images, "MAX_PIXELS", 5_000)  # 1/8 leaves 7,500 pixels.
+    with pytest.raises(InputError, match=r"800 x 600 pixels is too large to read") as error:
+        load_digit(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)

@@ -30,6 +30,13 @@ MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank ima
 THIN_STROKE = 2.3  # Thinner than this is widened...
 STROKE = 2.8  # ...to this.
 WORK_SIZE = 4 * BOX  # Widening works on the digit shrunk to this, to stay cheap.
+# The most pixels an image is read at. The steps below hold about 15 bytes per
+# pixel at their peak (float copies of the greys), on top of the model (a
+# SavedModel with TensorFlow: about 660 MB), so that 20 megapixels keep a
+# predict under 1 GB. A JPEG above it is decoded at 1/2, 1/4 or 1/8 of its
+# size instead (JPEG's decoder scales for free); other images are refused
+# from the size their header declares, before any decoding.
+MAX_PIXELS = 20_000_000
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -37,11 +44,13 @@ def read_image(path: str | Path) -> np.ndarray:
 
     Turned upright as its EXIF orientation says (phone photos are often stored
     sideways), and 16-bit or floating-point greys are scaled to 0-255 instead
-    of clipped.
+    of clipped. A JPEG of more than `MAX_PIXELS` is read at a fraction of its
+    size (`draft_scale`).
 
     Raises:
-        InputError: the file is missing, empty, too large, not an image PIL
-            can read, or holds NaN or infinite greys.
+        InputError: the file is missing, empty, too large (above `MAX_PIXELS`
+            and no JPEG, or above PIL's own limit), not an image PIL can
+            read, or holds NaN or infinite greys.
     """
     path = Path(path)
     if path.is_dir():
@@ -53,11 +62,15 @@ def read_image(path: str | Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # Between PIL's pixel limit and twice it, PIL warns but decodes;
-            # the digit is read all the same, so the warning is noise.
+            # `MAX_PIXELS` (below that limit) has the last word, so the
+            # warning is noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             grey, wide = _grey(path)
-    except Image.DecompressionBombError:
-        raise InputError(f"{path}: the image is too large to be read safely; "
+    except InputError:
+        raise
+    except Image.DecompressionBombError as error:
+        what = str(error).split(", could be")[0]  # PIL's sizes, without its guess.
+        raise InputError(f"{path}: the image is too large to be read safely ({what}); "
                          "pass a smaller picture of the digit") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise InputError(f"{path}: not a readable image ({type(error).__name__}); "
@@ -74,14 +87,48 @@ def _grey(path: Path) -> tuple[np.ndarray, bool]:
     8-bit images come as 0 (black) to 255 (white); 16/32-bit integer and float
     ones ("wide") as stored, for `_wide_grey` to scale once they are checked.
     """
-    with Image.open(path) as image:
+    with Image.open(path) as image:  # Reads the header; the pixels wait for load().
+        _decode_within_limit(image, path)
         image.load()
-        image = ImageOps.exif_transpose(image)
+        ImageOps.exif_transpose(image, in_place=True)  # In place: no copy of a large image.
         if image.mode.startswith("I") or image.mode == "F":
             return np.asarray(image, dtype=np.float32), True
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            return _flatten_transparency(image.convert("RGBA")), False
+            return _flatten_transparency(image if image.mode == "RGBA"
+                                         else image.convert("RGBA")), False
         return np.asarray(image.convert("L"), dtype=np.float32), False
+
+
+def _decode_within_limit(image: Image.Image, path: Path) -> None:
+    """Sets an opened, not yet decoded, image to decode at `MAX_PIXELS` or fewer.
+
+    Raises:
+        InputError: it declares more pixels and cannot be decoded smaller
+            (not a JPEG, or over 64 times the limit).
+    """
+    width, height = image.size
+    if width * height <= MAX_PIXELS:
+        return
+    scale = draft_scale(image.size, MAX_PIXELS)
+    if scale is not None:  # Only JPEG's decoder takes a draft; the others keep their size.
+        image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
+    if image.size[0] * image.size[1] > MAX_PIXELS:
+        raise InputError(f"{path}: {width:,} x {height:,} pixels is too large to read "
+                         f"({width * height / 1e6:.0f} megapixels; predict reads up to "
+                         f"{MAX_PIXELS / 1e6:g}); scale the picture down or crop it to the digit")
+
+
+def draft_scale(size: tuple[int, int], limit: int) -> int | None:
+    """The least of JPEG's decoding scales 1, 2, 4, 8 that brings `size` to `limit` pixels.
+
+    None when even 1/8 leaves more. A JPEG decoded at 1/`scale` has
+    ceil(width / scale) x ceil(height / scale) pixels.
+    """
+    width, height = size
+    for scale in (1, 2, 4, 8):
+        if -(-width // scale) * -(-height // scale) <= limit:
+            return scale
+    return None
 
 
 def _flatten_transparency(image: Image.Image) -> np.ndarray:
@@ -91,11 +138,17 @@ def _flatten_transparency(image: Image.Image) -> np.ndarray:
     strokes, black under light ones (a white digit drawn on a transparent
     layer is as common as a black one).
     """
-    alpha = np.asarray(image.getchannel("A"), dtype=np.float32) / 255.0
-    grey = np.asarray(image.convert("RGB").convert("L"), dtype=np.float32)
+    # In place, one float copy at a time: the image may hold `MAX_PIXELS`.
+    alpha = np.asarray(image.getchannel("A"), dtype=np.float32)
+    alpha /= 255.0
+    grey = np.array(image.convert("L"), dtype=np.float32)  # L of RGBA: the RGB's luma.
     opaque = alpha > 0.5
-    paper = 0.0 if opaque.any() and grey[opaque].mean() > 127 else 255.0
-    return grey * alpha + paper * (1.0 - alpha)
+    paper = 0.0 if opaque.any() and grey.mean(where=opaque) > 127 else 255.0
+    grey *= alpha
+    alpha -= 1.0
+    alpha *= -paper  # paper * (1 - alpha)
+    grey += alpha
+    return grey
 
 
 def _wide_grey(grey: np.ndarray) -> np.ndarray:
