@@ -163,7 +163,9 @@ class _ServingModel(keras.Model):
     """A Keras model whose call is a serving function, for `model.export`."""
 
     def __init__(self, model: keras.Model, serve: Callable):
-        super().__init__(name="serving")
+        # float32 whatever the global policy (a mixed-precision run keeps its
+        # policy after training): Keras would cast the pixels to it.
+        super().__init__(name="serving", dtype="float32")
         self.network = model  # Tracked: the export finds the weights through it.
         self.serve = serve
 

@@ -226,7 +226,7 @@ def test_a_png_over_the_pixel_limit_is_refused_from_its_header(tmp_path):
         load_digit(path)
     assert time.perf_counter() - started < 1  # Not decoded.
     assert str(error.value) == (
-        f"{path}: 12,500 x 12,500 pixels is too large to read (156 megapixels; predict reads "
+        f"{path}: 12,500 x 12,500 pixels is too large to read (156.2 megapixels; predict reads "
         "up to 20); scale the picture down or crop it to the digit")
 
 

@@ -114,7 +114,7 @@ def _decode_within_limit(image: Image.Image, path: Path) -> None:
         image.draft(image.mode, (max(1, width // scale), max(1, height // scale)))
     if image.size[0] * image.size[1] > MAX_PIXELS:
         raise InputError(f"{path}: {width:,} x {height:,} pixels is too large to read "
-                         f"({width * height / 1e6:.0f} megapixels; predict reads up to "
+                         f"({width * height / 1e6:.1f} megapixels; predict reads up to "
                          f"{MAX_PIXELS / 1e6:g}); scale the picture down or crop it to the digit")
 
 
