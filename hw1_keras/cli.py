@@ -47,6 +47,7 @@ BENCH_FLAGS = {
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
+    "family": (("tune",), False),
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -155,6 +156,9 @@ def _add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", type=_folder,
                         help="run folder (default: runs/<task>-<date>-<time>)")
 
+    bench.add_argument("--family", action="store_true", default=None,
+                       help="tune: judge the search on 24 generated data sets instead "
+                            "(default and tuned, one network and 5 seeds; about 45 min)")
 
 def _folder(text: str) -> str:
     # An empty --out (an unset shell variable, say) is no folder; taken for
@@ -416,3 +420,5 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"run.py {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+        elif args.task == "tune" and args.family:
+            from tuning.bench_family import main as bench_main

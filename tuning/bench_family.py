@@ -1,0 +1,166 @@
+"""`python run.py bench tune --family`: does the search beat the default on data it never saw?
+
+For each of the 24 data sets of `hw1_keras.regression.data.family()` (4 target
+shapes x 3 cluster layouts x 2 noise levels), from its training points only:
+
+* the default recipe, trained with seed 0: one network, and an ensemble of
+  `ENSEMBLE` seeds;
+* `regression --tune` on the same points, with a smaller budget than the
+  command's default (`TRIALS` screening trials instead of 20, everything else
+  as the command runs it), its choice trained as one network and as an
+  ensemble of `ENSEMBLE`.
+
+Each is judged on the set's test points (all, inside the two dark intervals,
+outside). A tuned model "wins" where its test MSE is under `TIE` times the
+default's, "loses" where it is over 1 / `TIE` times, and ties in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from hw1_keras.bench_common import row
+from hw1_keras.export import load_endpoint
+from hw1_keras.regression import data as regression_data
+from hw1_keras.regression.config import RegressionConfig
+from hw1_keras.regression.train import evaluate, train_model
+from tuning.regression import describe, tune
+from tuning.settings import TuneSettings
+
+TRIALS = 10  # Screening trials per data set; `regression --tune` runs 20.
+ENSEMBLE = 5
+TIE = 0.95  # Ratios within [0.95, 1/0.95] are ties.
+ERROR_KEYS = ("test_mse", "test_mse_gaps", "test_mse_outside")
+
+
+class _Endpoint:
+    """An exported SavedModel with the `predict` that `evaluate` calls."""
+
+    def __init__(self, path: Path):
+        self.serve = load_endpoint(path)
+
+    def predict(self, x, verbose=0):
+        return np.asarray(self.serve(tf.constant(x, tf.float32)))
+
+
+def _errors(model, member) -> dict:
+    """Test MSE of `model` on `member`: all points, inside its gaps, outside."""
+    result = evaluate(model, member.train, member.test, list(member.gaps))
+    return {key: result[key] for key in ERROR_KEYS}
+
+
+def _trained(config: RegressionConfig, member) -> dict:
+    model, _, _ = train_model(config, member.train, member.test, verbose=False)
+    return _errors(model, member)
+
+
+def verdict(ratio: float) -> str:
+    """"win", "tie" or "loss" for a tuned/default test MSE ratio."""
+    if ratio < TIE:
+        return "win"
+    return "loss" if ratio > 1 / TIE else "tie"
+
+
+def geometric_mean(values) -> float:
+    """The geometric mean of positive numbers."""
+    return float(math.exp(np.mean(np.log(values))))
+
+
+def run_member(member, folder: Path, *, cv: str = "interior", trials: int = TRIALS,
+               ensemble: int = ENSEMBLE) -> dict:
+    """Default and tuned, single and ensemble, on one family data set.
+
+    Args:
+        member: The data set.
+        folder: An empty folder for its CSV files and the search's run folder.
+        cv: The search's `--cv`.
+        trials: The search's `--trials`.
+        ensemble: Seeds of the ensembles.
+    """
+    started = time.perf_counter()
+    regression_data.write_csv(member.train, folder / "train.csv")
+    regression_data.write_csv(member.test, folder / "test.csv")
+    config = RegressionConfig(train=str(folder / "train.csv"), test=str(folder / "test.csv"))
+    result = {"name": member.name, "default": _trained(config, member),
+              f"default_x{ensemble}": _trained(dataclasses.replace(config, ensemble=ensemble),
+                                               member)}
+    with contextlib.redirect_stdout(io.StringIO()):  # The search's trial lines.
+        metrics = tune(config, TuneSettings(trials=trials, cv=cv), str(folder / "tune"))
+    chosen = RegressionConfig(**{**metrics["config"], "train": config.train,
+                                 "test": config.test})
+    result["tuned"] = _errors(_Endpoint(folder / "tune" / "saved_model"), member)
+    result[f"tuned_x{ensemble}"] = _trained(dataclasses.replace(chosen, ensemble=ensemble),
+                                            member)
+    summary = json.loads((folder / "tune" / "tuning.json").read_text())
+    result["choice"] = {"kept_default": metrics["tuning"]["kept_own_configuration"],
+                        "configuration": describe(summary["winner"]["hyperparameters"]),
+                        "reason": metrics["tuning"]["reason"]}
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _show(errors: dict) -> str:
+    return (f"{errors['test_mse']:.4f} ({errors['test_mse_gaps']:.3f} / "
+            f"{errors['test_mse_outside']:.3f})")
+
+
+def main(args) -> dict:
+    """Runs the family benchmark; prints one row per data set, then the tally."""
+    members = regression_data.family()
+    limit = getattr(args, "limit", None)
+    members = members[:limit] if limit else members
+    print(f"{len(members)} data sets (regression_data.family(), seed "
+          f"{regression_data.FAMILY_SEED}); search budget: {TRIALS} screening trials "
+          f"x 3 folds, then the grid and the default's own score (5-fold {args.cv} CV at "
+          f"the full {RegressionConfig().epochs} epochs); ensembles of {ENSEMBLE} seeds")
+    print("test MSE (gaps / outside): default | tuned | ratio | verdict; "
+          f"then the same at {ENSEMBLE} seeds")
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for index, member in enumerate(members):
+            folder = Path(scratch) / f"set-{index}"
+            folder.mkdir()
+            result = run_member(member, folder, cv=args.cv)
+            for suffix in ("", f"_x{ENSEMBLE}"):
+                ratio = result[f"tuned{suffix}"]["test_mse"] / result[f"default{suffix}"][
+                    "test_mse"]
+                result[f"ratio{suffix}"] = ratio
+            results.append(result)
+            row(member.name, f"{_show(result['default'])} | {_show(result['tuned'])} | "
+                             f"{result['ratio']:.2f} | {verdict(result['ratio'])}", width=30)
+            row(f"  x{ENSEMBLE}", f"{_show(result[f'default_x{ENSEMBLE}'])} | "
+                                  f"{_show(result[f'tuned_x{ENSEMBLE}'])} | "
+                                  f"{result[f'ratio_x{ENSEMBLE}']:.2f} | "
+                                  f"{verdict(result[f'ratio_x{ENSEMBLE}'])}", width=30)
+            row("  choice", ("kept the default" if result["choice"]["kept_default"] else
+                             result["choice"]["configuration"])
+                + f"  [{result['seconds']:.0f} s]", width=30)
+    summary = {"data_sets": len(results), "seconds": time.perf_counter() - started,
+               "trials": TRIALS, "ensemble": ENSEMBLE, "results": results}
+    for suffix, label in (("", "one network"), (f"_x{ENSEMBLE}", f"{ENSEMBLE} seeds")):
+        ratios = [result[f"ratio{suffix}"] for result in results]
+        tally = {kind: sum(verdict(r) == kind for r in ratios) for kind in ("win", "tie", "loss")}
+        summary[f"geometric_mean{suffix}"] = geometric_mean(ratios)
+        summary[f"worst{suffix}"] = max(ratios)
+        summary[f"tally{suffix}"] = tally
+        row(f"tuned/default, {label}",
+            f"geometric mean {geometric_mean(ratios):.3f}, worst {max(ratios):.2f}; "
+            f"{tally['win']} wins, {tally['tie']} ties, {tally['loss']} losses", width=30)
+    ensemble_gain = [r[f"default_x{ENSEMBLE}"]["test_mse"] / r["default"]["test_mse"]
+                     for r in results]
+    summary["ensemble_over_single_default"] = geometric_mean(ensemble_gain)
+    row(f"default x{ENSEMBLE} / default x1", f"geometric mean {geometric_mean(ensemble_gain):.3f}",
+        width=30)
+    row("whole benchmark", f"{summary['seconds']:.0f} s", width=30)
+    return summary
