@@ -25,6 +25,7 @@ from hw1_keras.training import seed_everything
 
 PLAIN_STEPS_PER_KERAS_EPOCH = 1000
 ACCURACY_KEYS = ("train_mse", "test_mse", "test_mse_gaps", "test_mse_outside")
+ENSEMBLE = 5  # The --ensemble whose training time is compared with one network's.
 
 
 def _plain_fit_seconds(config: RegressionConfig, train) -> float:
@@ -82,6 +83,13 @@ def regression(seeds: int, skip_plain: bool) -> dict:
         row("plain model.fit, 1 step per execution", f"{plain:.2f} s")
         row("speed-up of the default over plain fit", f"{plain / fast:.1f}x")
         results.update(plain_fit_seconds=plain, speedup=plain / fast)
+    ensemble_model, _, ensemble_seconds = train_model(
+        dataclasses.replace(config, ensemble=ENSEMBLE), train, test, verbose=False)
+    ensemble_mse = evaluate(ensemble_model, train, test, gaps)["test_mse"]
+    row(f"--ensemble {ENSEMBLE} (side by side), seed 0",
+        f"{ensemble_seconds:.2f} s  ({ensemble_seconds / fast:.2f}x one network); "
+        f"test MSE {ensemble_mse:.4f} against {runs[0]['test_mse']:.4f}")
+    results.update(ensemble_seconds=ensemble_seconds, ensemble_test_mse=ensemble_mse)
     end_to_end = _end_to_end_seconds()
     row("python run.py regression, end to end", f"{end_to_end:.1f} s")
     results["end_to_end_seconds"] = end_to_end
