@@ -139,6 +139,8 @@ def test_grid_values_around_a_winner():
     assert grid["weight_decay"] == pytest.approx([2e-3, 3e-3, 4.5e-3])
     assert grid["batch_size"] == [50]  # The screen's choice; a second would double the grid.
     assert grid_values(center, homework=True) == HOMEWORK_GRID
+    assert grid_values(center, homework=False, refine=False) == \
+        {"learning_rate": [1e-3], "weight_decay": [3e-3], "batch_size": [50]}
 
 
 def test_distance_from_the_own_configuration():

@@ -122,19 +122,21 @@ def config_from_values(config: RegressionConfig, values: dict) -> RegressionConf
     )
 
 
-def grid_values(center: dict, homework: bool) -> dict[str, list]:
+def grid_values(center: dict, homework: bool, refine: bool = True) -> dict[str, list]:
     """Stage 2's grid: the homework's, or rates and decays around `center`.
 
     Args:
         center: The values to centre on (the screen's winner); its batch size
             is kept.
         homework: Return the homework's grid instead.
+        refine: Vary the rate and decay by `GRID_FACTORS`; False: `center`'s only.
     """
     if homework:
         return {name: list(values) for name, values in HOMEWORK_GRID.items()}
+    factors = GRID_FACTORS if refine else (1.0,)
 
     def around(value):
-        return sorted({float(f"{value * factor:.3g}") for factor in GRID_FACTORS})
+        return sorted({float(f"{value * factor:.3g}") for factor in factors})
 
     return {
         "learning_rate": around(center["learning_rate"]),
@@ -350,7 +352,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
                                  "check the data and --epochs")
             center = best["hyperparameters"]
             print(f"screen's best: val_mse {best['mean']:.4g}: {describe(center)}")
-    space = grid_space(center, grid_values(center, settings.homework_grid), config.epochs)
+    space = grid_space(center, grid_values(center, settings.homework_grid, settings.refine),
+                       config.epochs)
     run_stage(Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
                     grid_size(space), cv=settings.cv))
     if role == "worker":

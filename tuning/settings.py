@@ -41,6 +41,9 @@ class TuneSettings:
         homework_grid: Stage 2 searches the homework's grid (lr 4e-4, 5e-4,
             6e-4; weight decay 1.3e-3, 1.5e-3, 1.7e-3; batch 50, 100) instead
             of a grid around stage 1's winner.
+        refine: The grid varies the learning rate and weight decay around
+            the screen's winner; False scores that winner alone at the full
+            budget (3 x 3 times cheaper; the family benchmark's budget).
         fresh: Delete an earlier search in the run folder instead of resuming.
         cv: How the folds are made, one of `CV_KINDS` (see `CV_HELP`):
             "interior" by default, as it scores what the test measures.
@@ -49,6 +52,7 @@ class TuneSettings:
     trials: int = DEFAULT_TRIALS
     folds: int = DEFAULT_FOLDS
     homework_grid: bool = False
+    refine: bool = True
     fresh: bool = False
     cv: str = "interior"
 
@@ -70,4 +74,4 @@ class TuneSettings:
     def identity(self) -> dict:
         """What makes two searches the same search (resuming must not mix them)."""
         return {"trials": self.trials, "folds": self.folds,
-                "homework_grid": self.homework_grid, "cv": self.cv}
+                "homework_grid": self.homework_grid, "cv": self.cv, "refine": self.refine}
