@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,9 +16,19 @@ import keras
 
 from hw1_keras.errors import InputError
 from hw1_keras.runs import read_json, write_json
+from hw1_keras.text import plural
 
 # The HDF5 attribute of a best checkpoint that says which epoch it holds.
 NOTE_ATTRIBUTE = "hw1_keras_best"
+# A training loss this many times its value at the start has diverged. Healthy
+# runs only fall below their start (the default regression's first 500 epochs
+# average 2.3 from about 3 at the start, its last 0.27); one whose rate is too
+# high jumps many orders of magnitude at once (--lr 1e3: 2e8, --lr 1e10: 2e22),
+# while a poor but sane one stays within a few times its start (--lr 1: 17).
+DIVERGENCE_FACTOR = 100.0
+# The cross-entropy of a uniform guess over 10 classes, label smoothing or not:
+# where an untrained classifier starts.
+CHANCE_LOSS_10 = math.log(10)
 
 
 def seed_everything(seed: int) -> None:
@@ -64,6 +75,96 @@ class ProgressLine(keras.callbacks.Callback):
         width = len(str(self.total_epochs))
         print(f"epoch {done:>{width}}/{self.total_epochs}  {shown}  [{now - self.start:.1f}s]",
               file=self.stream, flush=True)
+
+
+def divergence(loss: float, start: float | None) -> str | None:
+    """Why a training whose latest loss is `loss` has diverged, or None (pure).
+
+    Args:
+        loss: The latest logged training loss (a mean over an epoch or block).
+        start: The loss before training, when known and positive.
+
+    Returns:
+        "the loss became nan" (or inf), "the loss grew from S to L" past
+        `DIVERGENCE_FACTOR` times its start, or None.
+    """
+    if not math.isfinite(loss):
+        return f"the loss became {loss}"
+    if start is not None and 0 < start < math.inf and loss > DIVERGENCE_FACTOR * start:
+        return f"the loss grew from {start:.4g} to {loss:.4g}"
+    return None
+
+
+def lower_rate(rate: float, default: float) -> float:
+    """The `--lr` to suggest after training diverged at `rate` (pure): the
+    task's default when `rate` is above it, else a tenth of `rate`."""
+    return default if rate > default else rate / 10
+
+
+def divergence_callbacks(config, *, start: float | None = None, data=None,
+                         epochs_per_keras_epoch: int = 1) -> list[keras.callbacks.Callback]:
+    """Keras' `TerminateOnNaN` (ends the epoch at the first NaN batch) and `StopOnDivergence`.
+
+    Args:
+        config: The run's configuration dataclass (its `learning_rate` and
+            that field's default make the advice).
+        start, data, epochs_per_keras_epoch: As `StopOnDivergence` takes them.
+    """
+    default = {f.name: f.default for f in dataclasses.fields(config)}["learning_rate"]
+    return [keras.callbacks.TerminateOnNaN(),
+            StopOnDivergence(config.learning_rate, lower_rate(config.learning_rate, default),
+                             start=start, data=data,
+                             epochs_per_keras_epoch=epochs_per_keras_epoch)]
+
+
+class StopOnDivergence(keras.callbacks.Callback):
+    """Ends a diverging training with one line: the loss and a lower `--lr` to try.
+
+    At the end of each epoch, `divergence` judges the logged loss against the
+    loss at the start; a diverged training raises `InputError`, so nothing of
+    it is exported. Place it before the callbacks that record an epoch (log,
+    checkpoint, backup), so the diverged epoch is not kept.
+
+    Args:
+        learning_rate: The run's `--lr`.
+        lower: The `--lr` to suggest instead.
+        start: The loss before training, when known without measuring (a
+            classifier's chance level).
+        data: Otherwise `(x, y)` to measure it on: the untrained model's
+            loss there, at the start of training. For the regression, whose
+            first logged loss is already a mean over hundreds of epochs.
+        epochs_per_keras_epoch: How many epochs one Keras epoch spans, for
+            the message (`MultiStepTrainer` runs a block per Keras epoch).
+    """
+
+    def __init__(self, learning_rate: float, lower: float, *, start: float | None = None,
+                 data=None, epochs_per_keras_epoch: int = 1):
+        super().__init__()
+        self.learning_rate = learning_rate
+        self.lower = lower
+        self.start = start
+        self.data = data
+        self.epochs_per_keras_epoch = epochs_per_keras_epoch
+
+    def on_train_begin(self, logs=None):
+        # A training split over two fits (the mirrored regression) measures once.
+        if self.start is None and self.data is not None:
+            # One eager test step, as `evaluate` runs per batch: compiling
+            # `evaluate` would cost seconds (XLA) for a few milliseconds of work.
+            # The metrics it updates are reset as each epoch begins.
+            self.start = float(self.model.test_step(self.data)["loss"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        reason = None if loss is None else divergence(float(loss), self.start)
+        if reason is None:
+            return
+        self.model.stop_training = True
+        epochs = (epoch + 1) * self.epochs_per_keras_epoch
+        raise InputError(
+            f"training diverged: after {plural(epochs, 'epoch')} {reason}; "
+            f"rerun with a lower --lr, e.g. --lr {self.lower:g} (it was "
+            f"{self.learning_rate:g})")
 
 
 class EpochTimer(keras.callbacks.Callback):

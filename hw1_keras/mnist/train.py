@@ -25,9 +25,9 @@ from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.onnx_serving import MNIST
 from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
                             write_json, write_text)
-from hw1_keras.training import (BestCheckpoint, EpochTimer, ResumingBackup,
+from hw1_keras.training import (CHANCE_LOSS_10, BestCheckpoint, EpochTimer, ResumingBackup,
                                 ValidateAveragedWeights, WorkerBackupAndRestore,
-                                seed_everything)
+                                divergence_callbacks, seed_everything)
 
 LOG = "training_log.csv"
 BEST = "best.weights.h5"
@@ -263,7 +263,7 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         model = hypermodel.build(hp)
         hypermodel.fit(hp, model, data.x_train, data.y_train,
                        validation_data=(data.x_val, data.y_val),
-                       callbacks=_callbacks(
+                       callbacks=divergence_callbacks(config, start=CHANCE_LOSS_10) + _callbacks(
                            run_dir, resumed_log,
                            settle_batches(config, data.x_train) if config.ema_momentum else None,
                            chief_dir),

@@ -17,8 +17,8 @@ from hw1_keras.export import export_saved_model
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, epochs_per_call, hyperparameters
-from hw1_keras.runs import check_run_dir, make_run_dir, write_json
-from hw1_keras.training import ProgressLine, seed_everything
+from hw1_keras.runs import begin_results, check_run_dir, make_run_dir, write_json
+from hw1_keras.training import ProgressLine, divergence_callbacks, seed_everything
 
 # A spacing between neighbouring training points counts as a dark interval in
 # users' data when it is this much wider than the median spacing...
@@ -92,6 +92,8 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
     hp = hyperparameters(config)
     block = epochs_per_call(config.epochs, config.log_every)
     callbacks = [ProgressLine(config.epochs, block)] if verbose else []
+    callbacks += divergence_callbacks(config, data=(train.x, train.y),
+                                      epochs_per_keras_epoch=block)
     if config.ensemble > 1:
         return _train_ensemble(config, hypermodel, hp, train, test, callbacks, runtime)
     scope = runtime.strategy.scope() if runtime is not None else contextlib.nullcontext()
@@ -246,9 +248,9 @@ def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
             f"{config.learning_rate / 10:g}, and check that the data's values are not huge"
         )
     # Written only now, so a failed run leaves an earlier run in `out` as it was.
+    begin_results(run_dir, to_dict(config))
     regression_data.write_csv(train, run_dir / "train_data.csv")
     regression_data.write_csv(test, run_dir / "test_data.csv")
-    write_json(run_dir / "config.json", to_dict(config))
     metrics = {
         **evaluate(model, train, test, gaps),
         **(noise_floor(test) if embedded else {}),
