@@ -10,16 +10,21 @@ TensorFlow is imported only once the arguments are known to be good, so
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import json
 import os
 import re
 import sys
 
-from hw1_keras.config import add_config_arguments, config_from_args
+from hw1_keras import runs
+from hw1_keras.config import MAX_COUNT, add_config_arguments, config_from_args, require_regular_file
 from hw1_keras.devices import DeviceConfig
-from hw1_keras.errors import InputError
+from hw1_keras.errors import InputError, one_line
+from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig, quick_preset
+from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from tuning.mnist_settings import (
     DEFAULT_EPOCHS_PER_TRIAL, QUICK_EPOCHS_PER_TRIAL, QUICK_TRIAL_IMAGES, STUDY_NAMES,
@@ -28,9 +33,10 @@ from tuning.mnist_settings import (
 from tuning.settings import CV_HELP, CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
 EXIT_BAD_INPUT = 2
-# A negative number as Python's float() writes it: -3, -0.5, -1e-3, -5., -inf.
-NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*(e[-+]?\d+)?|\.\d+(e[-+]?\d+)?|inf(inity)?)$",
-                             re.IGNORECASE)
+# What starts a negative value, never a flag: a digit (-3, -1e-3, -5., a list
+# -3,4), a point and a digit (-.5), or inf or nan as Python's float() reads
+# them (-inf, -Infinity). argparse itself takes only -3 and -0.5 for numbers.
+NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
 # Which benchmarks read each `bench` flag, and the flag's value when not given.
@@ -41,20 +47,31 @@ BENCH_FLAGS = {
     "model": (("photos",), None),
     "parts": (("mnist",), ["throughput", "quick"]),
     "cv": (("tune",), "interior"),
+    "family": (("tune",), False),
     "resume_epochs": (("mnist",), 4),
     "out": (("mnist", "tune"), None),
 }
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
-    "family": (("tune",), False),
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: what was wrong, then `--help`."""
+    """An ArgumentParser whose errors are one line: what was wrong, then `--help`.
+
+    A value that starts like a negative number is a value, never a flag, for
+    every flag and positional argument: `--weight-decay -1e-3` and `--units
+    -3,4` reach their flags' own checks (argparse alone would read `-1e-3` as
+    an unknown flag and say that --weight-decay "expected one argument").
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_VALUE  # Subparsers are OneLineParsers too.
 
     def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_BAD_INPUT,
+                  one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
     def parse_args(self, args=None, namespace=None):
         # argparse reports a subcommand's unknown flags from the top parser;
@@ -63,8 +80,8 @@ class OneLineParser(argparse.ArgumentParser):
         if unknown:
             command = getattr(parsed, "command", None)
             prog = f"{self.prog} {command}" if command else self.prog
-            self.exit(EXIT_BAD_INPUT, f"{prog}: error: unrecognized arguments: "
-                                      f"{' '.join(unknown)} (see {prog} --help)\n")
+            self.exit(EXIT_BAD_INPUT, one_line(f"{prog}: error: unrecognized arguments: "
+                                               f"{' '.join(unknown)} (see {prog} --help)") + "\n")
         return parsed
 
 
@@ -115,9 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="*", metavar="INPUT",
                          help="x values for a regression model (e.g. 0.5 1.2 -3), or "
                               "digit images (PNG/JPEG, any size or colour) for an MNIST model")
-    # argparse takes only -3 and -0.5 for negative numbers, and -1e-3, -5. or
-    # -inf for unknown flags; every float Python reads is an x value here.
-    predict._negative_number_matcher = NEGATIVE_NUMBER
 
     bench = commands.add_parser(
         "bench", help="measure speed, accuracy and reproducibility (see BENCHMARKS.md)",
@@ -142,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mnist: comma-separated parts among throughput,precision,quick,"
                             "accuracy,resume (default: throughput,quick; accuracy takes ~25 "
                             "min a seed)")
+    bench.add_argument("--family", action="store_true", default=None,
+                       help="tune: judge the search on 24 generated data sets instead "
+                            "(default and tuned, one network and 5 seeds; about 45 min)")
     bench.add_argument("--cv", choices=CV_KINDS, default=None,
                        help="tune: the search's folds (default: interior, as --tune's)")
     bench.add_argument("--resume-epochs", type=_positive_int, default=None,
@@ -156,9 +173,6 @@ def _add_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", type=_folder,
                         help="run folder (default: runs/<task>-<date>-<time>)")
 
-    bench.add_argument("--family", action="store_true", default=None,
-                       help="tune: judge the search on 24 generated data sets instead "
-                            "(default and tuned, one network and 5 seeds; about 45 min)")
 
 def _folder(text: str) -> str:
     # An empty --out (an unset shell variable, say) is no folder; taken for
@@ -262,8 +276,9 @@ def _nonnegative_int(text: str) -> int:
         value = int(text)
     except ValueError:
         value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0")
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to "
+                                         f"{MAX_COUNT:,}")
     return value
 
 
@@ -272,7 +287,7 @@ def _folds(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 2:
+    if not 2 <= value <= MAX_COUNT:
         raise argparse.ArgumentTypeError(
             f"{text!r}: k-fold cross-validation needs a whole number of folds >= 2")
     return value
@@ -292,8 +307,9 @@ def _positive_int(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to "
+                                         f"{MAX_COUNT:,}")
     return value
 
 
@@ -354,11 +370,42 @@ def _bench_defaults(args: argparse.Namespace) -> None:
                              "leave it out")
 
 
+CSV_EXPECTED = "a CSV file with columns input,label"
+
+
+def check_inputs(args: argparse.Namespace, config=None) -> None:
+    """Refuses bad input files and an unwritable `--out`, before TensorFlow loads.
+
+    What the run would find out only after TensorFlow's import (seconds), it
+    is told here in well under a second: a regression's CSV files are read and
+    checked whole, an MNIST `.npz` from its arrays' headers and labels
+    (`hw1_keras.mnist.data.check_file`), a path that is no regular file (a
+    FIFO, /dev/null) is named as such, and `--out` must take a probe file.
+
+    Args:
+        args: The parsed command line.
+        config: The command's configuration (regression, mnist), if any.
+    """
+    if isinstance(config, RegressionConfig) and config.train is not None:
+        for flag, path in (("--train", config.train), ("--test", config.test)):
+            require_regular_file(path, f"{flag} {path}", CSV_EXPECTED)
+        regression_data.load(config.train, config.test, config.data_seed)
+    if isinstance(config, MnistConfig):
+        mnist_data.check_file(config.data, config.validation_size)
+    if args.command == "predict" and args.input is not None:
+        require_regular_file(args.input, f"--input {args.input}", "a CSV file of x values")
+    if args.command == "bench" and args.data is not None:
+        mnist_data.check_file(args.data, validation_size=None)
+    if getattr(args, "out", None) is not None or args.command in ("regression", "mnist"):
+        runs.check_out(args.out)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
         settings = _tune_settings(args)
         device = _device(args, settings is not None)
+        check_inputs(args, config)
         _import_tensorflow_quietly()
         if settings is not None:
             from tuning.regression import tune
@@ -373,6 +420,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         config = config_from_args(MnistConfig, args, quick_preset() if args.quick else None)
         settings = _study_settings(args)
         device = _device(args, settings is not None)
+        check_inputs(args, config)
         _import_tensorflow_quietly()
         if settings is not None:
             from tuning.mnist_studies import tune as tune_mnist
@@ -384,6 +432,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_mnist(config, args.out, device)
         return 0
     if args.command == "predict":
+        check_inputs(args)
         from hw1_keras.predict import is_onnx, predict_command
 
         if not is_onnx(args.model):  # onnxruntime serves an .onnx file without TensorFlow.
@@ -391,9 +440,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         return predict_command(args.model, args.inputs, args.input)
     if args.command == "bench":
         _bench_defaults(args)
+        check_inputs(args)
         _import_tensorflow_quietly()
         if args.task == "regression":
             from hw1_keras.bench_regression import main as bench_main
+        elif args.task == "tune" and args.family:
+            from tuning.bench_family import main as bench_main
         elif args.task == "tune":
             from tuning.bench import main as bench_main
         elif args.task == "distribute":
@@ -408,17 +460,87 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)  # argparse restricts the choices.
 
 
+def environment_error(error: BaseException, command: str) -> str | None:
+    """The one-line message for a failure of the machine rather than the program.
+
+    A failed write into the run folder (a full disk, a file system gone
+    read-only: `hw1_keras.runs.write_failure`), or memory running out
+    (`MemoryError`, TensorFlow's `ResourceExhaustedError`). Any other error,
+    an `OSError` about another file included, is None: a bug or a cause this
+    program cannot name, for its traceback.
+    """
+    tensorflow = sys.modules.get("tensorflow")
+    errors = getattr(tensorflow, "errors", None)
+    if isinstance(error, OSError) or (errors is not None and isinstance(error, errors.OpError)):
+        message = runs.write_failure(error, runs.opened_run_dirs())
+        if message is not None:
+            return message
+    if isinstance(error, MemoryError) or (
+            errors is not None and isinstance(error, errors.ResourceExhaustedError)):
+        detail = OUT_OF_MEMORY.search(str(error))
+        sizes = NETWORK_FLAGS.get(command, "a smaller network")
+        return (f"out of memory ({detail.group(0) if detail else type(error).__name__}); "
+                f"try {sizes} or a smaller --batch-size")
+    return None
+
+
+# What TensorFlow and NumPy say about the allocation that failed.
+OUT_OF_MEMORY = re.compile(r"OOM when allocating tensor with shape\[[^\]]*\]|"
+                           r"Unable to allocate [^ ]+ [KMGTP]?i?B")
+NETWORK_FLAGS = {"regression": "fewer or narrower --units",
+                 "mnist": "fewer --filters or --dense-units"}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    runs.forget_run_dirs()
+    with _reported_once():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except InputError as error:
-        print(f"run.py {args.command}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        message = str(error)
     except KeyboardInterrupt:
+        runs.discard_empty_run_dirs()
         print(f"run.py {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-        elif args.task == "tune" and args.family:
-            from tuning.bench_family import main as bench_main
+    except Exception as error:
+        runs.discard_empty_run_dirs()
+        message = environment_error(error, args.command)
+        if message is None:
+            raise
+    runs.discard_empty_run_dirs()  # A run that failed leaves no empty folder behind.
+    print(one_line(f"run.py {args.command}: error: {message}"), file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+@contextlib.contextmanager
+def _reported_once():
+    """Keeps a failed write into the run folder from being reported twice.
+
+    h5py reports it again, with a traceback, when the file it could not
+    write is closed: its destructor prints the exception (through
+    `sys.excepthook`) and then Python's "Exception ignored in" (through
+    `sys.unraisablehook`). `main` reports it in one line; these repeats of it
+    are dropped, and anything else is printed as Python would.
+    """
+    excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+    def ours(error) -> bool:
+        return isinstance(error, OSError) and runs.write_failure(
+            error, runs.opened_run_dirs()) is not None
+
+    sys.excepthook = lambda kind, error, trace: (
+        None if ours(error) else excepthook(kind, error, trace))
+    sys.unraisablehook = lambda unraisable: (
+        None if ours(unraisable.exc_value) else unraisablehook(unraisable))
+    try:
+        yield
+    finally:
+        gc.collect()  # Files whose writes failed are closed now, under the hooks.
+        sys.excepthook, sys.unraisablehook = excepthook, unraisablehook

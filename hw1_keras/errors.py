@@ -8,3 +8,11 @@ class InputError(ValueError):
     message must say what was passed, what was expected and how to fix it.
     Library callers can catch it as a plain `ValueError`.
     """
+
+
+def one_line(text: str) -> str:
+    """`text` with every unprintable character escaped, as Python writes it in a
+    string literal (a newline as \\n): a path with a newline in its name must
+    not turn a one-line error into two."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)

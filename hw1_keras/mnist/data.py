@@ -50,12 +50,17 @@ def load_arrays(path: str | None):
     return _read_npz(Path(path))
 
 
-def check_file(path: str | None, validation_size: int) -> None:
+def check_file(path: str | None, validation_size: int | None) -> None:
     """Validates a `--data` file as `load` would, without reading its images.
 
     The arrays' shapes and dtypes come from their headers and the labels are
     read (a few hundred KB), so a bad file is refused in well under a second,
     before the CLI imports TensorFlow. None (Keras' download) passes.
+
+    Args:
+        path: The file, or None.
+        validation_size: The images to hold out of its training set, or None
+            to leave that to the caller.
 
     Raises:
         InputError: As `load`, one line naming the file and the problem.
@@ -65,7 +70,8 @@ def check_file(path: str | None, validation_size: int) -> None:
     path = Path(path)
     with _open_npz(path) as archive:
         labels = _checked_labels(path, archive)
-    stratified_split_size(len(labels["train"]), validation_size)
+    if validation_size is not None:
+        stratified_split_size(len(labels["train"]), validation_size)
 
 
 def _open_npz(path: Path) -> np.lib.npyio.NpzFile:
