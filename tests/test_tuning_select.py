@@ -23,25 +23,39 @@ def choose(records, baseline_id="own"):
 
 
 def test_paired_difference_cancels_what_the_folds_share():
-    # The folds differ a lot, the configurations by a steady 0.1: a clear difference.
-    mean, error = paired_difference([1.1, 2.1, 3.1, 4.1, 5.1], OWN)
-    assert mean == pytest.approx(0.1) and error == pytest.approx(0.0, abs=1e-12)
-    mean, error = paired_difference([1.3, 1.9, 3.2, 3.8, 5.3], OWN)
-    assert mean == pytest.approx(0.1)
-    assert error == pytest.approx(np.std([0.3, -0.1, 0.2, -0.2, 0.3], ddof=1) / math.sqrt(5))
-    assert paired_difference([1.0], [2.0]) == (-1.0, math.inf)
+    # The folds differ fivefold, the configurations by a steady 10%: a clear difference.
+    mean, error = paired_difference([1.1 * score for score in OWN], OWN)
+    assert mean == pytest.approx(math.log(1.1)) and error == pytest.approx(0.0, abs=1e-12)
+    noisy = [1.3, 1.9, 3.2, 3.8, 5.3]
+    mean, error = paired_difference(noisy, OWN)
+    logs = np.log(noisy) - np.log(OWN)
+    assert mean == pytest.approx(logs.mean())
+    assert error == pytest.approx(np.std(logs, ddof=1) / math.sqrt(5))
+    assert paired_difference([1.0], [2.0]) == (pytest.approx(-math.log(2)), math.inf)
     with pytest.raises(ValueError, match="same folds"):
         paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="positive"):
+        paired_difference([0.0, 2.0], [1.0, 2.0])
+
+
+def test_a_fold_that_is_hard_for_everyone_does_not_decide_alone():
+    # Better by half on four folds, a little worse on the hard one: a plain
+    # difference of means calls it worse, the paired log ratios clearly better.
+    own = record("own", [0.1, 0.1, 0.1, 0.1, 5.0], far=0.0)
+    other = record("other", [0.05, 0.05, 0.05, 0.05, 5.5])
+    assert other["mean"] > own["mean"]
+    assert choose([own, other])["winner"] is other
 
 
 def test_scores_within_the_noise_keep_the_own_configuration():
     own = record("own", OWN, far=0.0)
     # Better on average, but up on some folds and down on others.
-    noisy = record("other", [0.6, 2.3, 2.5, 4.4, 4.7])
+    noisy = record("other", [0.6, 2.5, 2.5, 4.6, 4.7])
     choice = choose([noisy, own])
     assert choice["best"] is noisy and choice["winner"] is own
     assert set(choice["within_noise"]) == {"own", "other"}
     assert choice["margin"] == 0.0 and "kept" in choice["reason"]
+    assert paired_difference(noisy["fold_scores"], OWN)[0] < 0  # Better on average.
 
 
 def test_a_clearly_better_configuration_wins_and_says_by_how_much():
@@ -57,8 +71,8 @@ def test_a_clearly_better_configuration_wins_and_says_by_how_much():
 
 def test_among_those_within_the_noise_the_closest_to_the_own_wins():
     own = record("own", OWN, far=0.0)
-    best = record("best", [0.5, 1.5, 2.5, 3.5, 4.5], far=3.0)
-    near = record("near", [0.55, 1.45, 2.6, 3.5, 4.5], far=1.0)  # Inside best's noise.
+    best = record("best", [0.5 * score for score in OWN], far=3.0)
+    near = record("near", [0.55, 0.97, 1.56, 2.0, 2.5], far=1.0)  # Inside best's noise.
     choice = choose([own, best, near])
     assert choice["best"] is best and choice["winner"] is near
 
