@@ -3,7 +3,7 @@
 A chief and two workers (`tests/distributed_search.py`) share a 4-point k-fold
 grid: every trial must run exactly once, on one of the workers, both workers
 must get work, and the chief must report the best of what they reported. Then
-`tuning.distributed`'s staged searches: `regression --tune`'s two stages on a
+`tuning.distributed`'s staged searches: `regression --tune`'s three stages on a
 chief and two workers, a finished stage still answering a late worker, and a
 worker waiting for its next stage or learning that the chief is gone.
 """
@@ -63,26 +63,30 @@ def test_chief_and_two_workers_share_a_kfold_grid(tmp_path):
 
 
 def test_regression_tune_runs_both_stages_on_a_chief_and_two_workers(tmp_path):
-    # The command users run (README, "Distributed tuning"): a random screen,
-    # then a grid around its winner, each stage on its own port.
+    # The command users run (README, "Distributed tuning"): the default's own
+    # score, a random screen, then a grid around its winner, each stage on its
+    # own port.
     from hw1_keras.cluster import RUN_PY
 
     argv = [sys.executable, RUN_PY, "regression", "--tune", "--trials", "2", "--folds", "2",
             "--epochs", "4", "--log-every", "2"]
     stdout = run_tuner_cluster({tuner_id: [*argv, "--out", tmp_path / tuner_id]
                                 for tuner_id in ("chief", "worker0", "worker1")},
-                               consecutive_free_ports(2), timeout=TIMEOUT)
+                               consecutive_free_ports(3), timeout=TIMEOUT)
     summary = json.loads((tmp_path / "chief" / "tuning.json").read_text())
-    screen, grid = summary["stages"]
-    assert len(screen["trials"]) == 2 and len(grid["trials"]) > 2
-    trials = screen["trials"] + grid["trials"]
+    baseline, screen, grid = summary["stages"]
+    assert len(baseline["trials"]) == 1 and len(screen["trials"]) == 2
+    assert len(grid["trials"]) > 2
+    trials = baseline["trials"] + screen["trials"] + grid["trials"]
     assert all(trial["status"] == "COMPLETED" for trial in trials)
     # Every trial ran on a worker, once; both workers got work; none stayed behind.
     ran = [sum(line.startswith("trial ") for line in stdout[worker].splitlines())
            for worker in ("worker0", "worker1")]
     assert sum(ran) == len(trials) and min(ran) >= 1, ran
     assert all("worker done" in stdout[worker] for worker in ("worker0", "worker1"))
-    assert summary["winner"]["mean"] == min(trial["mean"] for trial in grid["trials"])
+    # The chief chose among the default's and the grid's trials.
+    assert summary["winner"]["mean"] in [t["mean"] for t in baseline["trials"] + grid["trials"]]
+    assert summary["choice"]["reason"] in stdout["chief"]
     assert (tmp_path / "chief" / "saved_model" / "saved_model.pb").exists()
     assert "So Far" not in stdout["chief"]  # No KerasTuner tables on the chief.
 

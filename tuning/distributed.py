@@ -52,7 +52,7 @@ def base_port() -> int | None:
     text = os.environ[PORT]
     if not text.isdigit() or not 0 < int(text) < 65535:
         raise InputError(f"{PORT}={text!r}; expected a port number below 65535 (the next "
-                         "port is used too, one per search stage)")
+                         "ports are used too, one per search stage)")
     return int(text)
 
 
