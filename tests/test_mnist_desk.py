@@ -69,7 +69,7 @@ def test_a_note_lying_on_a_desk_is_read_on_its_paper(turn):
 def test_bold_mnist_digits_are_not_taken_for_a_note_on_a_desk(mnist_file):
     # White on black with the black all round, like a note on a desk: these
     # bold 0s and 8s are wide, fill 90-94% of their convex hull, and their
-    # holes are narrow; a looser test read them as notes (2026-11-28).
+    # holes are narrow; a looser test reads them as notes.
     with np.load(mnist_file) as archive:
         digits = archive["x_test"][[2649, 5960, 6150, 6154, 6391]].astype(np.float32)
     for digit in digits:
@@ -78,8 +78,8 @@ def test_bold_mnist_digits_are_not_taken_for_a_note_on_a_desk(mnist_file):
 
 def test_a_bold_light_0_with_a_slit_of_a_hole_is_not_taken_for_a_note():
     # Wide, filling its convex hull, its hole narrow like a pen stroke: only
-    # its shape, an ellipse, not a rectangle, tells it from a note (the review
-    # of 2026-11-28 found these among bold painted 0s, 5 in 100).
+    # its shape, an ellipse, not a rectangle, tells it from a note (about 5
+    # in 100 bold painted 0s are like this).
     rows, columns = np.mgrid[0:280, 0:280]
     drawing = np.zeros((280, 280), np.float32)
     drawing[((rows - 140) / 110) ** 2 + ((columns - 140) / 70) ** 2 <= 1] = 255.0

@@ -19,10 +19,10 @@ def digits(mnist_file):
 
 @pytest.mark.parametrize("light", [light for light in LIGHTS if light != "even"])
 def test_each_kind_of_photo_reads_as_an_evenly_lit_one(digits, light):
-    # The same digit, size and place on the page; before the light was evened
-    # out, printed lines erased and desks left out, these differed by 20-56
-    # grey levels on average (the crop took in the darker paper, the speck,
-    # the lines or the desk), now by 0-13 (a pixel's shift at most).
+    # The same digit, size and place on the page. Unless the light is evened
+    # out, printed lines erased and desks left out, the crop takes in the
+    # darker paper, the speck, the lines or the desk, and these differ by
+    # 20-56 grey levels on average; read right, by a pixel's shift at most.
     differences = [
         np.abs(to_mnist(photograph(digit, light, np.random.default_rng(1))).astype(int)
                - to_mnist(photograph(digit, "even", np.random.default_rng(1)))).mean()
@@ -67,8 +67,8 @@ def test_camera_noise_in_deep_shadow_is_not_ink():
 @pytest.mark.parametrize("index", range(5))
 def test_a_tightly_cropped_marker_digit_in_even_light_keeps_its_strokes(digits, index):
     # Strokes thickened 5x5, cropped to the ink and enlarged 10x: whole
-    # blocks of the image are ink or the soft edges of strokes, which an
-    # earlier light test took for shaded paper, hollowing the strokes.
+    # blocks of the image are ink or the soft edges of strokes, which a light
+    # test judged by whole blocks takes for shaded paper, hollowing the strokes.
     marker = np.asarray(Image.fromarray(digits[index]).filter(ImageFilter.MaxFilter(5)))
     rows, columns = np.flatnonzero(marker.max(axis=1) > 60), np.flatnonzero(marker.max(axis=0) > 60)
     marker = marker[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1]

@@ -172,7 +172,7 @@ def test_a_resumed_run_competes_with_the_checkpoint_on_disk_a_new_one_does_not(t
 def test_a_kill_after_the_weights_land_cannot_leave_their_note_behind(tmp_path):
     path = tmp_path / "best.weights.h5"
     _epochs(BestCheckpoint(path), _checkpointed_model(0.0), [0.90, 0.95])
-    # What a kill between the weights' rename and the note's write used to leave:
+    # What a kill between the weights' rename and the note's write leaves:
     # the epoch-2 weights with the epoch-1 note beside them.
     (tmp_path / "best.weights.json").write_text('{"epoch": 1, "val_accuracy": 0.90}')
     resumed = BestCheckpoint(path, resume=True)
