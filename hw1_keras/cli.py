@@ -216,7 +216,8 @@ def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "The homework's one-factor studies as KerasTuner grid searches on train/validation: "
         "depth, filters, dense units, dropout, batch size, batch norm, stride-2 vs max-pool, "
         "everything else as configured. One plot per study (studies/<study>.png), a table "
-        "of every setting's best validation accuracy (studies.md), then the best setting "
+        "of every setting's best validation accuracy (studies.md), then the studies' clear "
+        "winners (beyond the paired validation noise), checked together at the same budget, "
         "trained with the run's recipe (--epochs ...) and exported as usual. Rerun the same "
         "command to resume an interrupted search (--out defaults to runs/mnist-tune).")
     group.add_argument("--tune", action="store_true",
@@ -371,6 +372,7 @@ def _bench_defaults(args: argparse.Namespace) -> None:
 
 
 CSV_EXPECTED = "a CSV file with columns input,label"
+MODEL_EXPECTED = "a run's saved_model/ folder or its model.onnx"
 
 
 def check_inputs(args: argparse.Namespace, config=None) -> None:
@@ -392,8 +394,13 @@ def check_inputs(args: argparse.Namespace, config=None) -> None:
         regression_data.load(config.train, config.test, config.data_seed)
     if isinstance(config, MnistConfig):
         mnist_data.check_file(config.data, config.validation_size)
-    if args.command == "predict" and args.input is not None:
-        require_regular_file(args.input, f"--input {args.input}", "a CSV file of x values")
+    if args.command == "predict":
+        if args.input is not None:
+            require_regular_file(args.input, f"--input {args.input}", "a CSV file of x values")
+        for path in args.inputs:  # x values name no file, so they pass.
+            require_regular_file(path, path, "image files (PNG/JPEG) or x values")
+    if args.command in ("predict", "bench") and args.model is not None:
+        require_regular_file(args.model, f"--model {args.model}", MODEL_EXPECTED)
     if args.command == "bench" and args.data is not None:
         mnist_data.check_file(args.data, validation_size=None)
     if getattr(args, "out", None) is not None or args.command in ("regression", "mnist"):
@@ -501,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    machine = False
     try:
         return _dispatch(args)
     except InputError as error:
@@ -514,6 +522,9 @@ def _main(args: argparse.Namespace) -> int:
         message = environment_error(error, args.command)
         if message is None:
             raise
+        machine = True
+    if machine:  # The error and its frames are gone: files whose writes failed close now.
+        gc.collect()
     runs.discard_empty_run_dirs()  # A run that failed leaves no empty folder behind.
     print(one_line(f"run.py {args.command}: error: {message}"), file=sys.stderr)
     return EXIT_BAD_INPUT
@@ -542,5 +553,4 @@ def _reported_once():
     try:
         yield
     finally:
-        gc.collect()  # Files whose writes failed are closed now, under the hooks.
         sys.excepthook, sys.unraisablehook = excepthook, unraisablehook

@@ -85,13 +85,13 @@ def divergence(loss: float, start: float | None) -> str | None:
         start: The loss before training, when known and positive.
 
     Returns:
-        "the loss became nan" (or inf), "the loss grew from S to L" past
-        `DIVERGENCE_FACTOR` times its start, or None.
+        "loss nan" (or inf), "loss L, over 100 times its start S" (past
+        `DIVERGENCE_FACTOR` times it), or None.
     """
     if not math.isfinite(loss):
-        return f"the loss became {loss}"
+        return f"loss {loss}"
     if start is not None and 0 < start < math.inf and loss > DIVERGENCE_FACTOR * start:
-        return f"the loss grew from {start:.4g} to {loss:.4g}"
+        return f"loss {loss:.4g}, over {DIVERGENCE_FACTOR:g} times its start {start:.4g}"
     return None
 
 
@@ -161,10 +161,11 @@ class StopOnDivergence(keras.callbacks.Callback):
             return
         self.model.stop_training = True
         epochs = (epoch + 1) * self.epochs_per_keras_epoch
+        # Data the network does not rescale itself can make any rate diverge.
+        data = ", and check that the data's values are not huge" if self.data else ""
         raise InputError(
-            f"training diverged: after {plural(epochs, 'epoch')} {reason}; "
-            f"rerun with a lower --lr, e.g. --lr {self.lower:g} (it was "
-            f"{self.learning_rate:g})")
+            f"training diverged ({reason}) with --lr {self.learning_rate:g}; try a smaller "
+            f"one, e.g. --lr {self.lower:g}{data} (stopped after {plural(epochs, 'epoch')})")
 
 
 class EpochTimer(keras.callbacks.Callback):
