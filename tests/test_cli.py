@@ -391,3 +391,22 @@ def test_predict_marks_an_answer_under_70_percent_as_unsure(tmp_path, capsys):
             return _Eager(probabilities)
         assert predict._predict_images(serve, [str(tmp_path / "one.png")]) == 0
         assert capsys.readouterr().out.strip() == f"{tmp_path / 'one.png'}: {expected}"
+
+
+def test_every_parser_takes_negative_values_and_lists_for_its_flags():
+    from hw1_keras.cli import build_parser
+
+    args = build_parser().parse_args(["regression", "--weight-decay", "-1e-3", "--units", "-3,4",
+                                      "--lr", "-inf", "--seed", "-1"])
+    assert (args.weight_decay, args.units, args.learning_rate, args.seed) == (
+        -1e-3, (-3, 4), float("-inf"), -1)
+    args = build_parser().parse_args(["mnist", "--rotation", "-5", "--filters", "-8"])
+    assert (args.rotation, args.filters) == (-5.0, (-8,))
+    with pytest.raises(SystemExit):  # A value, so its flag's own check answers.
+        build_parser().parse_args(["bench", "regression", "--seeds", "-2"])
+
+
+def test_error_lines_escape_what_would_break_them():
+    from hw1_keras.errors import one_line
+
+    assert one_line("a\nb\r\tc \udcff é") == "a\\nb\\r\\tc \\udcff é"

@@ -21,6 +21,7 @@ EXPECTED_FLAGS = {
     "units": "--units",
     "activations": "--activations",
     "log_every": "--log-every",
+    "ensemble": "--ensemble",
     "data_seed": "--data-seed",
     "train": "--train",
     "test": "--test",
@@ -230,3 +231,78 @@ def test_to_dict_is_json_ready_and_round_trips():
     rebuilt = RegressionConfig(**{k: tuple(v) if isinstance(v, list) else v
                                   for k, v in restored.items()})
     assert rebuilt == config
+
+
+# --- sizes, counts and files checked before anything is built or read --------------
+
+
+def test_counts_past_what_tensorflow_takes_are_refused():
+    from hw1_keras.config import MAX_COUNT
+
+    RegressionConfig(epochs=MAX_COUNT)
+    for field in ("epochs", "batch_size", "log_every"):
+        with pytest.raises(InputError, match=f"got {MAX_COUNT + 1}; expected a whole number "
+                                             "from 1 to 2,147,483,647"):
+            RegressionConfig(**{field: MAX_COUNT + 1})
+
+
+@pytest.mark.parametrize("units", [(16, 64), (3,), (5, 7, 9)])
+def test_the_regression_parameter_count_is_keras_own(units):
+    from hw1_keras.regression import model
+    from hw1_keras.regression.config import parameter_count
+
+    config = RegressionConfig(units=units, activations=("selu",) * len(units))
+    assert parameter_count(units) == model.build_model(model.hyperparameters(config)).count_params()
+
+
+@pytest.mark.parametrize("fields", [
+    {}, {"filters": (32, 64, 128)},
+    {"filters": (7,), "downsampling": "stride", "batch_norm": 0, "dense_units": 33,
+     "dense_batch_norm": 1},
+    {"filters": (5, 6, 7), "downsampling": "stride"}, {"filters": (9, 10, 11), "batch_norm": 0},
+], ids=["default", "three_blocks", "stride_dense_bn", "stride_three", "no_bn"])
+def test_the_mnist_parameter_count_is_keras_own(fields):
+    from hw1_keras.mnist import model
+    from hw1_keras.mnist.config import MnistConfig, network_size
+
+    config = MnistConfig(**fields)
+    keras_count = model.build_model(model.hyperparameters(config)).count_params()
+    assert network_size(config)[0] == keras_count
+    if not fields:
+        assert keras_count == 3_241_642  # The README's 3.2M.
+
+
+def test_networks_too_large_are_refused_with_their_size_and_the_limit():
+    from hw1_keras.config import MAX_BATCH_ACTIVATIONS, MAX_PARAMETERS, network_fits
+    from hw1_keras.mnist.config import MnistConfig
+
+    assert network_fits(MAX_PARAMETERS, 1, 1) is None
+    assert "the network would have 100,000,001 parameters; the limit is 100,000,000" in \
+        network_fits(MAX_PARAMETERS + 1, 1, 1)
+    assert network_fits(1, MAX_BATCH_ACTIVATIONS // 4, 4) is None
+    assert "one batch of 4 samples would hold" in network_fits(1, MAX_BATCH_ACTIVATIONS // 4 + 1, 4)
+    with pytest.raises(InputError, match="^--units 99999999999: the network would have "
+                                         "299,999,999,998 parameters"):
+        RegressionConfig(units=(99999999999,))
+    with pytest.raises(InputError, match="^--filters 32,64 --dense-units 99999: the network"):
+        MnistConfig(dense_units=99_999)
+    MnistConfig(filters=(32, 64, 128), batch_size=1024)  # Large, and within both limits.
+
+
+def test_only_regular_files_and_folders_pass_for_data(tmp_path):
+    import os
+    import socket
+
+    from hw1_keras.config import require_regular_file
+
+    (tmp_path / "file").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    for fine in ("file", "missing", "."):  # Missing files and folders: the callers' messages.
+        require_regular_file(tmp_path / fine, "--data X", "a file")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "socket"))
+        for path, kind in ((tmp_path / "fifo", "a FIFO"), ("/dev/null", "a character device"),
+                           (tmp_path / "socket", "a socket")):
+            with pytest.raises(InputError) as caught:
+                require_regular_file(path, "--data X", "a .npz")
+            assert str(caught.value) == f"--data X: is not a regular file ({kind}); pass a .npz"

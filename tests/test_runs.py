@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import os
 
 import pytest
 
@@ -194,3 +196,117 @@ def test_a_preset_flag_is_not_named_when_other_fields_differ_too(tmp_path):
         check_run_dir(path, to_dict(MnistConfig()), presets=flag_presets())
     assert "--quick" not in str(error.value)
     assert "(augmented_copy 0 -> 1; epochs 3 -> 20; seed 1 -> 0)" in str(error.value)
+
+
+# --- writing: the probe, failed writes, unfinished runs --------------------------
+
+
+def test_make_run_dir_leaves_no_probe_and_records_what_it_created(tmp_path):
+    runs.forget_run_dirs()
+    old = tmp_path / "old"
+    old.mkdir()
+    made = make_run_dir(str(tmp_path / "new"), "task")
+    make_run_dir(str(old), "task")
+    assert list(made.iterdir()) == [] and list(old.iterdir()) == []
+    assert runs.opened_run_dirs() == {made: True, old: False}
+    runs.discard_empty_run_dirs()  # Only what this process created goes.
+    assert not made.exists() and old.is_dir()
+    runs.forget_run_dirs()
+
+
+def test_a_folder_that_takes_no_files_is_refused_and_a_new_one_removed(tmp_path, monkeypatch):
+    def refuse(folder):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(runs, "probe", refuse)
+    with pytest.raises(InputError) as error:
+        make_run_dir(str(tmp_path / "new"), "task")
+    assert str(error.value) == (f"--out {tmp_path / 'new'}: cannot write in the folder "
+                                "(Permission denied); name a folder you can write to")
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(InputError, match=r"cannot create the folder \(Permission denied in "):
+        runs.check_out(str(tmp_path / "a" / "b"))
+    assert not (tmp_path / "a").exists()
+
+
+def test_check_out_touches_nothing(tmp_path):
+    (tmp_path / "file").write_text("x")
+    runs.check_out(str(tmp_path / "new" / "run"))
+    runs.check_out(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    with pytest.raises(InputError, match="exists and is not a folder"):
+        runs.check_out(str(tmp_path / "file"))
+    with pytest.raises(InputError, match=r"cannot create the folder \(Not a directory in "):
+        runs.check_out(str(tmp_path / "file" / "run"))
+
+
+def test_a_failed_write_leaves_no_partial_file_and_names_its_file(tmp_path, monkeypatch):
+    target = tmp_path / "config.json"
+
+    class Full:
+        def __init__(self, *args, **kwargs):
+            self.handle = open(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # No file name, as Python's.
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(runs, "open", Full, raising=False)
+    with pytest.raises(OSError) as error:
+        write_json(target, {"a": 1})
+    assert error.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_begin_results_unmarks_a_finished_run_and_writes_its_config_first(tmp_path):
+    write_json(tmp_path / "metrics.json", {"test_mse": 0.1})
+    runs.begin_results(tmp_path, {"seed": 3})
+    assert not (tmp_path / "metrics.json").exists()
+    assert read_json(tmp_path / "config.json") == {"seed": 3}
+
+
+@pytest.mark.parametrize("error, expected", [
+    (lambda run: OSError(errno.ENOSPC, "No space left on device", f"{run}/fit.png"),
+     "could not write fit.png (No space left on device); the run is not finished: free some "
+     "space, then rerun the same command to finish it"),
+    (lambda run: PermissionError(errno.EACCES, "Permission denied", f"{run}/saved_model"),
+     "could not write saved_model (Permission denied); the run is not finished: make the "
+     "folder writable, then rerun the same command to finish it"),
+    # TensorFlow's errors carry the path and the cause in their message only.
+    (lambda run: RuntimeError(f"{{{{function_node SaveV2}}}} {run}/saved_model.partial/x; "
+                              "Read-only file system [Op:SaveV2]"),
+     "could not write the results (Read-only file system); the run is not finished: make "
+     "its file system writable, then rerun the same command to finish it"),
+    (lambda run: OSError(errno.ENOSPC, "No space left on device", "/elsewhere/cache.bin"),
+     None),
+], ids=["named", "permission", "in_message", "another_file"])
+def test_write_failure_is_the_run_folders_only_when_it_names_it(tmp_path, error, expected):
+    run = tmp_path / "run"
+    run.mkdir()
+    message = runs.write_failure(error(run), [run])
+    assert message == (f"--out {run}: {expected}" if expected else None)
+
+
+def test_a_nameless_write_failure_counts_when_the_folder_is_full_or_unwritable(tmp_path,
+                                                                              monkeypatch):
+    error = OSError(errno.ENOSPC, "No space left on device")
+    full = os.statvfs_result((4096, 4096, 1000, 0, 10, 100, 0, 0, 0, 255))
+    monkeypatch.setattr(runs.os, "statvfs", lambda path: full)
+    assert "(No space left on device)" in runs.write_failure(error, [tmp_path])
+    # Not about space, and the folder takes a probe file: not the folder's.
+    assert runs.write_failure(OSError(errno.EIO, "I/O error"), [tmp_path]) is None
+    monkeypatch.setattr(runs.os, "statvfs", lambda path: os.statvfs_result(
+        (4096, 4096, 10**6, 10**6, 10**6, 100, 0, 0, 0, 255)))
+    assert runs.write_failure(error, [tmp_path]) is None  # Room enough: some other disk's.
+
+    def read_only(folder):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(runs, "probe", read_only)
+    assert "(Read-only file system)" in runs.write_failure(OSError(None, "short write"),
+                                                           [tmp_path])
