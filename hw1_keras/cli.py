@@ -278,8 +278,8 @@ def _nonnegative_int(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to "
-                                         f"{MAX_COUNT:,}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0, at "
+                                         f"most {MAX_COUNT:,}")
     return value
 
 
@@ -309,8 +309,8 @@ def _positive_int(text: str) -> int:
     except ValueError:
         value = 0
     if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to "
-                                         f"{MAX_COUNT:,}")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1, at "
+                                         f"most {MAX_COUNT:,}")
     return value
 
 

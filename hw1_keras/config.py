@@ -235,8 +235,9 @@ def require_regular_file(path: str | os.PathLike, name: str, expected: str) -> N
 
     A FIFO, a device (/dev/null) or a socket exists, but is no data file:
     reading a FIFO waits for a writer forever, a device reads as empty or
-    endless. Missing paths and folders are left to the callers, whose
-    messages say what they expected there.
+    endless. A path that cannot even be looked up (a name too long, a loop of
+    symbolic links) is refused too. Missing paths and folders are left to
+    the callers, whose messages say what they expected there.
 
     Args:
         path: The path given.
@@ -245,8 +246,10 @@ def require_regular_file(path: str | os.PathLike, name: str, expected: str) -> N
     """
     try:
         mode = os.stat(path).st_mode
-    except (OSError, ValueError):  # Missing, unreachable, or a NUL in the name.
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # Or a NUL in the name.
         return
+    except OSError as error:  # A name too long, a loop of links, no permission.
+        raise InputError(f"{name}: cannot be read ({error.strerror}); pass {expected}") from None
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return
     kind = next((kind for test, kind in SPECIAL_FILES if test(mode)), "a special file")

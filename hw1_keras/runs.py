@@ -54,9 +54,7 @@ def make_run_dir(out: str | None, task: str) -> Path:
         raise InputError(f"--out got {out!r}; expected a folder's path, or omit --out "
                          "for a new folder under runs/")
     path = Path(out) if out else RUNS_ROOT / f"{task}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--out {path}: exists and is not a folder; name a folder")
-    existed = path.is_dir()
+    existed = _is_folder(path)
     try:
         path = _new_dir(path) if not out else _mkdir(path)
     except OSError as error:
@@ -86,10 +84,9 @@ def check_out(out: str | None) -> None:
     if out is not None and not out.strip():
         return  # make_run_dir's own message.
     path = Path(out) if out else RUNS_ROOT
-    if path.exists() and not path.is_dir():
-        raise InputError(f"--out {path}: exists and is not a folder; name a folder")
+    _is_folder(path)
     above = path
-    while not above.exists() and above != above.parent:
+    while not _exists(above) and above != above.parent:
         above = above.parent
     what = "" if above == path else f" in {above}, where it would be created"
     try:
@@ -100,6 +97,31 @@ def check_out(out: str | None) -> None:
         verb = "create the folder" if above != path else "write in the folder"
         raise InputError(f"--out {path}: cannot {verb} ({error.strerror}{what}); "
                          "name a folder you can write to") from None
+
+
+def _is_folder(path: Path) -> bool:
+    """Whether `--out` names a folder (False: nothing there yet).
+
+    Raises:
+        InputError: Something other than a folder is there, or the path
+            cannot be looked up at all (a name too long, a loop of links).
+    """
+    if not _exists(path):
+        return False
+    if not path.is_dir():
+        raise InputError(f"--out {path}: exists and is not a folder; name a folder")
+    return True
+
+
+def _exists(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as error:
+        raise InputError(f"--out {path}: cannot be used ({error.strerror}); name a folder "
+                         "you can write to") from None
+    return True
 
 
 def probe(folder: Path) -> None:

@@ -96,6 +96,9 @@ def files(tmp_path_factory):
     (root / "binary.csv").write_bytes(b"\xff\xfe\x00\x81garbage\x00")
     made["binary"] = str(root / "binary.csv")
     made["newline"] = str(root / "new\nline.csv")
+    made["long"] = str(root / ("a" * 300))
+    os.symlink(root / "loop", root / "loop")
+    made["loop"] = str(root / "loop")
     npzs = {
         "npz_ok": {},
         "npz_x0d": {"x_train": np.array(7, np.uint8)},
@@ -176,6 +179,10 @@ FAST = [
      "beyond float32's range"),
     ("reg_train_newline_in_name", "regression --train {newline} --test {good}",
      "new\\nline.csv: no such file"),
+    ("reg_train_name_too_long", "regression --train {long} --test {good}",
+     f"cannot be read ({os.strerror(errno.ENAMETOOLONG)}); pass a CSV file"),
+    ("reg_test_link_loop", "regression --train {good} --test {loop}",
+     f"--test {{loop}}: cannot be read ({os.strerror(errno.ELOOP)})"),
     # regression: the run folder
     ("reg_out_empty", ["regression", "--out="], "--out: got ''"),
     ("reg_out_is_a_device", "regression --out /dev/null", "exists and is not a folder"),
@@ -183,12 +190,15 @@ FAST = [
      "cannot create the folder (Not a directory"),
     ("reg_out_under_proc", "regression --out /proc/hw1-keras-run", "cannot create the folder"),
     ("reg_out_under_a_file", "regression --out {good}/run", "cannot create the folder"),
+    ("reg_out_name_too_long", "regression --out {long}",
+     f"cannot be used ({os.strerror(errno.ENAMETOOLONG)})"),
+    ("reg_out_link_loop", "regression --out {loop}/run", "cannot be used"),
     # regression --tune
     ("tune_trials_without_tune", "regression --trials 5", "--trials applies to a search"),
     ("tune_one_fold", "regression --tune --folds 1", "needs a whole number of folds >= 2"),
     ("tune_negative_folds", "regression --tune --folds -2", "'-2': k-fold"),
     ("tune_negative_trials", "regression --tune --trials -1",
-     "'-1' is not a whole number from 0"),
+     "'-1' is not a whole number >= 0"),
     ("tune_cv_choice", "regression --tune --cv bogus", "invalid choice: 'bogus'"),
     ("tune_mirrored", "regression --tune --distribute mirrored", "applies to a plain run"),
     ("tune_train_fifo", "regression --tune --train {fifo} --test {good}",
@@ -201,6 +211,7 @@ FAST = [
     ("mnist_data_dev_null", "mnist --data /dev/null", "is not a regular file (a character"),
     ("mnist_data_missing", "mnist --data {missing}", "no such file"),
     ("mnist_data_folder", "mnist --data {folder}", "is a folder, not a file"),
+    ("mnist_data_link_loop", "mnist --data {loop}", "cannot be read (Too many levels"),
     ("mnist_data_empty_path", ["mnist", "--data", ""], "--data got an empty path"),
     ("mnist_x_train_0d", "mnist --data {npz_x0d}", "x_train is uint8 (); expected uint8"),
     ("mnist_y_train_2d", "mnist --data {npz_y2d}", "y_train is int64 (60, 1)"),
@@ -232,7 +243,7 @@ FAST = [
     ("mnist_negative_lr", "mnist --lr -2e-3", "--lr got -0.002"),
     ("mnist_tune_studies", "mnist --tune --studies bogus", "comma-separated list of"),
     ("mnist_tune_negative_epochs", "mnist --tune --epochs-per-trial -1",
-     "'-1' is not a whole number from 1"),
+     "'-1' is not a whole number >= 1"),
     ("mnist_trial_images_without_tune", "mnist --trial-images 5",
      "--trial-images applies to a search"),
     ("mnist_out_is_a_device", "mnist --data {npz_ok} --validation-size 10 --out /dev/null",
@@ -251,7 +262,7 @@ FAST = [
      "--data applies to bench mnist"),
     ("bench_data_fifo", "bench mnist --data {fifo}", "is not a regular file (a FIFO)"),
     ("bench_data_0d", "bench mnist --data {npz_x0d}", "x_train is uint8 ()"),
-    ("bench_negative_seeds", "bench regression --seeds -2", "'-2' is not a whole number from 1"),
+    ("bench_negative_seeds", "bench regression --seeds -2", "'-2' is not a whole number >= 1"),
     ("bench_parts", "bench mnist --parts bogus", "comma-separated list of"),
     ("bench_task", "bench bogus", "invalid choice: 'bogus'"),
     ("bench_resume_epochs", "bench mnist --resume-epochs 0", "'0' is not a whole number"),
