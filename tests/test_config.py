@@ -306,3 +306,16 @@ def test_only_regular_files_and_folders_pass_for_data(tmp_path):
             with pytest.raises(InputError) as caught:
                 require_regular_file(path, "--data X", "a .npz")
             assert str(caught.value) == f"--data X: is not a regular file ({kind}); pass a .npz"
+
+
+def test_the_batches_the_size_limits_assume_are_the_ones_the_code_uses():
+    import inspect
+
+    from hw1_keras.mnist import pipeline
+    from hw1_keras.mnist.config import EVALUATION_BATCH
+    from hw1_keras.regression import model
+    from hw1_keras.regression.config import LARGEST_BATCH
+
+    assert LARGEST_BATCH == model.VALIDATION_BATCH
+    default = inspect.signature(pipeline.evaluation_dataset).parameters["batch_size"].default
+    assert EVALUATION_BATCH == default
