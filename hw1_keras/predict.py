@@ -76,9 +76,10 @@ def predict_command(model_dir: str, inputs: Sequence[str], input_csv: str | None
     serve, form, signatures = _load(model_dir)
     shapes = [list(shape) for shape, _ in signatures]
     if [None, 1] in shapes:
+        # Read before saying what loaded, so that a bad value is the one line.
+        xs = [_number(text) for text in inputs] + (read_inputs(input_csv) if input_csv else [])
         _say_loaded(model_dir, "regression model", form, signatures)
-        return _predict_values(serve, [_number(text) for text in inputs]
-                               + (read_inputs(input_csv) if input_csv else []))
+        return _predict_values(serve, xs)
     if [None, 28, 28] in shapes:
         if input_csv:
             raise InputError("--input is for regression models; pass image files instead")
