@@ -213,6 +213,20 @@ def test_correct_masks_survive_the_metrics_they_travel_as():
     assert correct_from_metrics({}, 101) is None  # A trial that did not record them.
 
 
+def test_each_combination_is_checked_in_a_project_of_its_own():
+    # A rerun that adds studies may combine other winners: the earlier check's
+    # finished trial must not stand in for the new one.
+    from tuning.mnist_settings import combination_study, combination_value
+    from tuning.mnist_studies import _check_project
+
+    deeper = combination_study(combination_value([("depth", 3)]))
+    assert _check_project(deeper) == _check_project(
+        combination_study(combination_value([("depth", 3)])))
+    assert _check_project(deeper) != _check_project(
+        combination_study(combination_value([("depth", 3), ("batch_norm", 0)])))
+    assert _check_project(deeper).startswith("combined-")
+
+
 def test_the_decision_names_each_study_s_verdict_and_the_retrained_configuration(tuned):
     run_dir, (_, second) = tuned
     summary = json.loads((run_dir / "tuning.json").read_text())

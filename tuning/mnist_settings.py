@@ -77,12 +77,24 @@ STUDIES = (
 )
 STUDY_NAMES = tuple(study.name for study in STUDIES)
 
-DEFAULT_EPOCHS_PER_TRIAL = 5
+# 3 epochs of all 48,000 images and their augmented copy (2,250 steps) per
+# setting, so that a whole `mnist --tune` fits 90 minutes on 2 CPU cores. On
+# quiet cores an epoch of the default network takes about 70 s (56-88 s,
+# BENCHMARKS.md), so a trial about 220 s. The 13 trainings and the check cost
+# about 12 such trials: the quick search's trial times, relative to the
+# default network's, sum to 11.2 (filters 64/128 alone 3.0; 3 blocks, the
+# small dense layers, no batch norm and stride 2 less than 1; the smaller
+# batches train on fewer images), and the check adds at most about one. So
+# 12 x 220 s = 45 min, plus the 20-epoch retraining and export, 24 min: 69 min
+# (86 at 88 s an epoch). At 5 epochs it would be 97 min (122).
+DEFAULT_EPOCHS_PER_TRIAL = 3
 # --quick: every trial sees this many training images for this many epochs
 # (the originals only, as the quick preset trains), sized so that all 19
-# settings and the winner's retraining fit 15 minutes on 2 CPU cores: the
-# whole `mnist --tune --quick` took 653 s (BENCHMARKS.md); with 24,000 images
-# and a batch-16 winner to retrain, 21 minutes (partly under load from other jobs).
+# settings, the check and the retraining fit 15 minutes on 2 quiet CPU cores:
+# 653 s before the check existed (BENCHMARKS.md), when batch 16 and 64 also
+# trained on all 16,000 images (96 s of it); the check is at most one more
+# training (about 40 s). Under a load of 7-11 (other trainings on the same
+# cores) the whole command took 2,726 s, every trial 2-4.5 times slower.
 QUICK_EPOCHS_PER_TRIAL = 2
 QUICK_TRIAL_IMAGES = 16_000
 

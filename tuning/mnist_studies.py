@@ -286,7 +286,7 @@ class StudySearch(TrialLines, ResumableGrid, keras_tuner.GridSearch):
                               self.hypermodel.epochs)
         self._outcomes[trial.trial_id] = (
             f"{metrics['seconds']:.0f}s, {metrics['parameters']:,} parameters, "
-            f"{plural(budget.steps, 'step')} on {plural(budget.images, 'image')}")
+            f"{_count(budget.steps, 'step')} on {_count(budget.images, 'image')}")
         self._last_metrics[trial.trial_id] = metrics
         return metrics
 
@@ -391,6 +391,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
         _remember(trained, records)  # Resumed trials too: a later study need not redo them.
         results.append((study, records))
 
+    if role != "worker" and not any("best" in r for _, records in results for r in records):
+        raise InputError("every setting failed (see the lines above); nothing to retrain")
     combination = None if role == "worker" else combine(config, setting_results(results))
     check_records = None
     if total == every:  # Every study complete: check their winners together.
@@ -411,8 +413,6 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
 
     if role == "worker":
         return Search(None, run_dir, data, None)
-    if not any("best" in r for _, records in results for r in records):
-        raise InputError("every setting failed (see the lines above); nothing to retrain")
     summary, retrain = _summary(results, check_records, combination, config, settings, images,
                                 len(data.x_val), started)
     print("\n".join(decision_lines(summary)), flush=True)
@@ -424,11 +424,16 @@ def steps_line(config: MnistConfig, images: int, epochs: int) -> str:
     """The equal-budget rule in numbers, for the output and `studies.md`."""
     own = trial_budget(config, config, images, epochs)
     return (f"every setting {plural(epochs, 'epoch')}, at most the run's own "
-            f"{plural(own.steps, 'optimizer step')} (batch {config.batch_size}) and "
-            f"{plural(images, 'image')}; "
+            f"{_count(own.steps, 'optimizer step')} (batch {config.batch_size}) and "
+            f"{_count(images, 'image')}; "
             f"a smaller batch trains on fewer images in as many steps, a larger one on these "
             f"in fewer; a batch b at peak learning rate {config.learning_rate:g} x "
             f"sqrt(b / {config.batch_size})")
+
+
+def _count(count: int, one: str) -> str:
+    """`1 step`, `2,250 steps`: `plural` with thousands separated."""
+    return f"{count:,} {one}{'s' * (count != 1)}"
 
 
 def _remember(trained: dict, records: list[dict]) -> None:
