@@ -159,6 +159,7 @@ def test_distance_from_the_own_configuration():
     ({}, True),  # The screen's winner sets the grid's centre: unknown in advance.
     ({"trials": 0}, False),  # The grid is centred on the own configuration.
     ({"trials": 0, "homework_grid": True}, False),  # The default recipe is in it.
+    ({"homework_grid": True}, True),  # On the screen's architecture: not the own one.
 ])
 def test_the_own_configuration_is_scored_once(kwargs, needed):
     from tuning.regression import needs_baseline_stage

@@ -252,14 +252,15 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
 def needs_baseline_stage(config: RegressionConfig, settings: TuneSettings) -> bool:
     """Whether the run's own configuration needs a stage of its own to be scored.
 
-    Not when the grid is known to hold it before any trial runs: centred on
-    it (no screen), or the homework's grid with its values. Decided from the
-    settings alone, so the chief and every worker run the same stages.
+    Not when the grid is known to hold it before any trial runs: without a
+    screen (whose winner would set the grid's architecture), a grid centred
+    on it or the homework's grid with its values. Decided from the settings
+    alone, so the chief and every worker run the same stages.
     """
-    if settings.homework_grid:
-        return any(config_values(config)[name] not in values
-                   for name, values in HOMEWORK_GRID.items())
-    return settings.trials > 0
+    if settings.trials > 0:
+        return True
+    return settings.homework_grid and any(config_values(config)[name] not in values
+                                          for name, values in HOMEWORK_GRID.items())
 
 
 def _candidates(stages, base: dict) -> tuple[list[dict], str | None]:
