@@ -203,7 +203,7 @@ def describe(values: dict) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One search of the stages."""
+    """One stage of the search: one KerasTuner tuner, its folds and its budget."""
 
     name: str
     tuner_class: type

@@ -34,7 +34,8 @@ def paired_difference(scores: Sequence[float], reference: Sequence[float]
         deviation of the differences over sqrt(k), infinite for one fold.
 
     Raises:
-        ValueError: the two have different numbers of folds.
+        ValueError: the two have different numbers of folds, or a score is not
+            positive.
     """
     scores, reference = np.asarray(scores, np.float64), np.asarray(reference, np.float64)
     if scores.shape != reference.shape:
