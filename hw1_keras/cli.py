@@ -18,7 +18,7 @@ import os
 import re
 import sys
 
-from hw1_keras import runs
+from hw1_keras import compat, runs
 from hw1_keras.config import MAX_COUNT, add_config_arguments, config_from_args, require_regular_file
 from hw1_keras.devices import DeviceConfig
 from hw1_keras.errors import InputError, one_line
@@ -26,6 +26,7 @@ from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
+from hw1_keras.text import PROG
 from tuning.mnist_settings import (
     DEFAULT_EPOCHS_PER_TRIAL, QUICK_EPOCHS_PER_TRIAL, QUICK_TRIAL_IMAGES, STUDY_NAMES,
     StudySettings, quick_settings,
@@ -51,6 +52,17 @@ BENCH_FLAGS = {
     "resume_epochs": (("mnist",), 4),
     "out": (("mnist", "tune"), None),
 }
+# Where each benchmark lives, as an entry point ("module:function"). The
+# benchmarks sit above the library (they time and judge it), so the library
+# never imports them; `bench` loads the one asked for by name.
+BENCHMARKS = {
+    "regression": "benchmarks.regression:main",
+    "mnist": "benchmarks.mnist:main",
+    "tune": "benchmarks.tune:main",
+    "tune --family": "benchmarks.tune_family:main",
+    "distribute": "benchmarks.distribute:main",
+    "photos": "benchmarks.photos:main",
+}
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
@@ -67,7 +79,7 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = NEGATIVE_VALUE  # Subparsers are OneLineParsers too.
+        compat.read_negative_values(self, NEGATIVE_VALUE)  # Subparsers are OneLineParsers too.
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT,
@@ -88,7 +100,7 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The whole CLI, one subparser per command."""
     parser = OneLineParser(
-        prog="run.py",
+        prog=PROG,
         description="The hw1 homework in Keras 3: a 1-D regression MLP and an MNIST CNN.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
@@ -165,8 +177,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mnist resume part: epochs of the killed run (default: 4)")
     bench.add_argument("--out", metavar="DIR", type=_folder,
                        help="mnist: where its runs go (default: runs/bench-mnist); tune: a "
-                            "new folder for the timed search (default: a temporary one)")
+                            "new folder for the timed search (default: a temporary one); "
+                            "tune --family: where each data set's result is kept, so that a "
+                            "rerun resumes (default: runs/bench-family)")
     return parser
+
+
+def _benchmark(args: argparse.Namespace):
+    """The `main(args)` of the benchmark `args` ask for (`BENCHMARKS`)."""
+    import importlib
+
+    name = "tune --family" if args.task == "tune" and args.family else args.task
+    module, function = BENCHMARKS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
@@ -449,19 +472,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _bench_defaults(args)
         check_inputs(args)
         _import_tensorflow_quietly()
-        if args.task == "regression":
-            from hw1_keras.bench_regression import main as bench_main
-        elif args.task == "tune" and args.family:
-            from tuning.bench_family import main as bench_main
-        elif args.task == "tune":
-            from tuning.bench import main as bench_main
-        elif args.task == "distribute":
-            from hw1_keras.bench_distribute import main as bench_main
-        elif args.task == "photos":
-            from hw1_keras.bench_photos import main as bench_main
-        else:
-            from hw1_keras.bench_mnist import main as bench_main
-        results = bench_main(args)
+        results = _benchmark(args)(args)
         print(json.dumps(results, default=float))
         return 0
     raise AssertionError(args.command)  # argparse restricts the choices.
@@ -515,7 +526,7 @@ def _main(args: argparse.Namespace) -> int:
         message = str(error)
     except KeyboardInterrupt:
         runs.discard_empty_run_dirs()
-        print(f"run.py {args.command}: interrupted", file=sys.stderr)
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as error:
         runs.discard_empty_run_dirs()
@@ -526,7 +537,7 @@ def _main(args: argparse.Namespace) -> int:
     if machine:  # The error and its frames are gone: files whose writes failed close now.
         gc.collect()
     runs.discard_empty_run_dirs()  # A run that failed leaves no empty folder behind.
-    print(one_line(f"run.py {args.command}: error: {message}"), file=sys.stderr)
+    print(one_line(f"{PROG} {args.command}: error: {message}"), file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

@@ -286,34 +286,11 @@ def prepare_fit(model, dataset) -> None:
     strategy = tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
+    from hw1_keras import compat
+
     with strategy.scope():
-        model._symbolic_build(data_batch=next(iter(dataset)))
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    _patch_metric_reduction()
-
-
-def _patch_metric_reduction() -> None:
-    """Keras 3 averages the workers' logged metrics with `reduce(..., axis=0)`,
-    which fails on scalars under `MultiWorkerMirroredStrategy` (keras#20585);
-    averaging over replicas alone (`axis=None`) is what it means to do."""
-    from keras.src.backend.tensorflow import trainer
-
-    if getattr(trainer.reduce_per_replica, "hw1_patched", False):
-        return
-    original = trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        import tensorflow as tf
-
-        if reduction in ("auto", "mean") and isinstance(
-                strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return tf.nest.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None)
-                if isinstance(v, tf.distribute.DistributedValues) else v, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica.hw1_patched = True
-    trainer.reduce_per_replica = reduce_per_replica
+        compat.build_before_fit(model, next(iter(dataset)))
+    compat.average_metrics_over_replicas()
 
 
 def weights_fingerprint(model) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 
 from hw1_keras.errors import InputError
 from hw1_keras.regression.data import csv_rows, parse_finite
+from hw1_keras.text import PROG
 
 
 # Below this probability an answer is marked unsure. On 10,000 photographed
@@ -91,7 +92,7 @@ def predict_command(model_dir: str, inputs: Sequence[str], input_csv: str | None
 
 def _say_loaded(model: str, task: str, form: str, signatures) -> None:
     # On stderr: stdout holds the answers (CSV for regression), for programs to read.
-    print(f"run.py predict: loaded {model}: {task} ({form}), input "
+    print(f"{PROG} predict: loaded {model}: {task} ({form}), input "
           f"{describe_inputs(signatures)}", file=sys.stderr, flush=True)
 
 
@@ -154,14 +155,14 @@ def _predict_values(serve, xs: list[float]) -> int:
 
 def _predict_images(serve, paths: Sequence[str]) -> int:
     """One line per image: the digit and its probability; bad files named on stderr."""
-    from hw1_keras.mnist.images import load_digit
+    from hw1_keras.photos import load_digit
 
     failed = False
     for path in paths:
         try:
             digit = load_digit(path)
         except InputError as error:
-            print(f"run.py predict: error: {error}", file=sys.stderr)  # As main's errors.
+            print(f"{PROG} predict: error: {error}", file=sys.stderr)  # As main's errors.
             failed = True
             continue
         probabilities = _array(serve(digit[np.newaxis]))[0]

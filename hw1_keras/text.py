@@ -1,6 +1,13 @@
-"""Counts as they read in messages."""
+"""How messages read: counts, and the program's name."""
 
 from __future__ import annotations
+
+import os
+import sys
+
+# How the user called us, for usage lines and errors: `python run.py`, or the
+# `hw1` command that `pip install .` makes.
+PROG = "hw1" if os.path.basename(sys.argv[0]) == "hw1" else "run.py"
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:

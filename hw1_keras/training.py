@@ -14,6 +14,7 @@ from pathlib import Path
 import h5py
 import keras
 
+from hw1_keras import compat
 from hw1_keras.errors import InputError
 from hw1_keras.runs import read_json, write_json
 from hw1_keras.text import plural
@@ -269,13 +270,14 @@ class ResumingBackup(keras.callbacks.BackupAndRestore):
 
     def _fall_back(self, error: Exception) -> None:
         """Restores the previous pair over the damaged one, as Keras does on `OSError`."""
-        previous = (self._prev_weights_path, self._prev_training_metadata_path)
-        if not all(os.path.exists(path) for path in previous):
+        files = compat.backup_files(self)
+        if not all(os.path.exists(files[name]) for name in
+                   ("prev_weights_path", "prev_training_metadata_path")):
             raise self._damaged() from error
-        shutil.copyfile(self._prev_weights_path, self._weights_path)
-        shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
+        shutil.copyfile(files["prev_weights_path"], files["weights_path"])
+        shutil.copyfile(files["prev_training_metadata_path"], files["training_metadata_path"])
         try:
-            self._load_model()
+            compat.reload_backup(self)
         except (OSError, *TORN_METADATA) as again:  # The previous pair is torn too.
             raise self._damaged() from again
 

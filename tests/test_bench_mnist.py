@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from hw1_keras import bench_distribute, bench_mnist
+from benchmarks import distribute as bench_distribute, mnist as bench_mnist
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.mnist.config import MnistConfig

@@ -118,7 +118,7 @@ def test_bench_photos_prints_each_light_beside_the_digits_as_they_are(small_run,
                                                                       monkeypatch, capsys):
     import argparse
 
-    from hw1_keras import bench_photos
+    from benchmarks import photos as bench_photos
     from hw1_keras.export import load_endpoint
 
     run_dir, _ = small_run
@@ -143,7 +143,7 @@ def test_bench_photos_prints_each_light_beside_the_digits_as_they_are(small_run,
 def test_bench_photos_refuses_a_regression_model(tiny_run, small_npz):
     import argparse
 
-    from hw1_keras import bench_photos
+    from benchmarks import photos as bench_photos
     from hw1_keras.errors import InputError
 
     args = argparse.Namespace(data=small_npz, model=str(tiny_run[0] / "saved_model"))

@@ -27,6 +27,7 @@ import socket
 import time
 from pathlib import Path
 
+from hw1_keras import compat
 from hw1_keras.errors import InputError
 
 IP = "KERASTUNER_ORACLE_IP"
@@ -144,15 +145,8 @@ def search(tuner, *fit_args, **fit_kwargs) -> None:
     if role() != "chief":
         tuner.search(*fit_args, **fit_kwargs)
         return
-    from keras_tuner.src.distribute import oracle_chief
-
-    # KerasTuner's BaseTuner.search looks the function up when it serves.
-    original = oracle_chief.start_server
-    oracle_chief.start_server = serve
-    try:
+    with compat.oracle_server(serve):
         tuner.search(*fit_args, **fit_kwargs)
-    finally:
-        oracle_chief.start_server = original
 
 
 def serve(oracle) -> None:
@@ -167,14 +161,11 @@ def serve(oracle) -> None:
     """
     import grpc
     from concurrent import futures
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
 
     address = f"{os.environ[IP]}:{os.environ[PORT]}"
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1),
                          options=[("grpc.so_reuseport", 0)])
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = compat.oracle_servicer(oracle, server)
     try:
         server.add_insecure_port(address)
     except RuntimeError:
@@ -184,7 +175,7 @@ def serve(oracle) -> None:
     server.start()
     _SERVERS.append(server)
     # Done once a worker was told to stop and every worker it served has been.
-    while not (servicer.stop_triggered and oracle_chief.exit_chief(oracle)):
+    while not compat.oracle_done(servicer, oracle):
         time.sleep(1)
 
 

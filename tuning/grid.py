@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 
+from hw1_keras import compat
+
 
 class ResumableGrid:
     """Mixin for a `keras_tuner.GridSearch` subclass: a reloaded grid continues.
@@ -38,9 +40,5 @@ def restore_walk(oracle) -> None:
         return oracle.trials[trial_id].hyperparameters.values
 
     order = sorted(oracle.start_order, key=functools.cmp_to_key(
-        lambda a, b: oracle._compare(values(a), values(b))))
-    walk = type(oracle._ordered_ids)()  # KerasTuner's LinkedList, without importing it.
-    for trial_id in order:
-        walk.insert(trial_id)
-    oracle._ordered_ids = walk
-    oracle._populate_next = list(order)
+        lambda a, b: compat.grid_compare(oracle, values(a), values(b))))
+    compat.set_grid_walk(oracle, order)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from hw1_keras.bench_photos import LIGHTS, photograph
-from hw1_keras.mnist.images import to_mnist
-from hw1_keras.mnist.paper import ink_strength
+from benchmarks.photos import LIGHTS, photograph
+from hw1_keras.photos.images import to_mnist
+from hw1_keras.photos.paper import ink_strength
 
 
 @pytest.fixture(scope="module")

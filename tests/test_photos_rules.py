@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw1_keras.mnist.rules import MAX_TILT, without_rules
+from hw1_keras.photos.rules import MAX_TILT, without_rules
 
 THRESHOLD = 40.0  # Strength above which a pixel is ink, as to_mnist passes it.
 

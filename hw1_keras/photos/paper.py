@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hw1_keras.mnist.masks import WORK_SIZE
+from hw1_keras.photos.masks import WORK_SIZE
 
 INK_THRESHOLD = 0.2  # A pixel is ink above this fraction of the image's contrast.
 UNEVEN = 0.1  # The paper's level varies by more than this share of the

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hw1_keras.mnist.masks import box, label
-from hw1_keras.mnist.paper import border_pixels, otsu, shrink, sides, stroke_width, window_reduce
+from hw1_keras.photos.masks import box, label
+from hw1_keras.photos.paper import border_pixels, otsu, shrink, sides, stroke_width, window_reduce
 
 # Most of the border, darker than the page, is a desk if, all of:
 BETWEEN_SURFACES = 0.015  # at most this share of the border lies between the two levels

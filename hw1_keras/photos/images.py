@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist.desk import without_desk
-from hw1_keras.mnist.paper import INK_THRESHOLD, ink_strength, shrink, stroke_width
-from hw1_keras.mnist.patches import digit_ink
-from hw1_keras.mnist.rules import without_rules
+from hw1_keras.photos.desk import without_desk
+from hw1_keras.photos.paper import INK_THRESHOLD, ink_strength, shrink, stroke_width
+from hw1_keras.photos.patches import digit_ink
+from hw1_keras.photos.rules import without_rules
 
 BOX = 20  # MNIST's digits fit a 20x20 box...
 SIZE = 28  # ...centered by mass in a 28x28 image.
@@ -26,7 +26,7 @@ MIN_CONTRAST = 16  # Grey levels between background and ink; less is a blank ima
 # MNIST's strokes, in pixels of the 28x28 image, measured on 2,000 test digits
 # (2 x ink area / edge pixels): 2.3, 2.8 and 3.2 at the 5th, 25th and 50th
 # percentiles. A pen line in a photo is far thinner once the digit is 20 pixels
-# tall, and the network reads such wisps as a 1 (tests/test_mnist_images.py).
+# tall, and the network reads such wisps as a 1 (tests/test_photos_images.py).
 THIN_STROKE = 2.3  # Thinner than this is widened...
 STROKE = 2.8  # ...to this.
 WORK_SIZE = 4 * BOX  # Widening works on the digit shrunk to this, to stay cheap.

@@ -3,7 +3,7 @@
 MNIST's test digits are "photographed": enlarged, written in dark ink on
 light paper in a page several times their size, lit evenly or unevenly, with
 camera noise. Each page goes through predict's preparation
-(`hw1_keras.mnist.images.to_mnist`) and the exported model, and the accuracy
+(`hw1_keras.photos.images.to_mnist`) and the exported model, and the accuracy
 under each light is printed beside the model's accuracy on the same digits as
 MNIST has them: the preparation's cost is the difference.
 """
@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from hw1_keras.bench_common import row
+from benchmarks.common import row
 from hw1_keras.errors import InputError
 from hw1_keras.export import input_specs, load_endpoint
 from hw1_keras.mnist import data as mnist_data
-from hw1_keras.mnist.images import to_mnist
+from hw1_keras.photos.images import to_mnist
 from hw1_keras.predict import UNSURE
 
 IMAGES = 1_000  # The first test digits; about 10 s of preparation on one core.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw1_keras.mnist.masks import label, pooled
+from hw1_keras.photos.masks import label, pooled
 
 
 def test_patches_are_8_connected():

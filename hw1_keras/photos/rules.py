@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from hw1_keras.mnist.masks import pooled
+from hw1_keras.photos.masks import pooled
 
 SPAN = 0.9  # A printed line is ink along this share of the image's width (it crosses the page)...
 THICKNESS = 0.012  # ...in a band at most this share of the image's height...

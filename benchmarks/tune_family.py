@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras.bench_common import row
+from benchmarks.common import row
+from hw1_keras.errors import InputError
 from hw1_keras.export import load_endpoint
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
@@ -117,40 +118,79 @@ def _show(errors: dict) -> str:
             f"{errors['test_mse_outside']:.3f})")
 
 
+DEFAULT_OUT = "runs/bench-family"
+
+
+def _budget(cv: str) -> dict:
+    """What makes two runs of this benchmark comparable; kept beside their results."""
+    return {"family_seed": regression_data.FAMILY_SEED, "trials": TRIALS, "refine": REFINE,
+            "ensemble": ENSEMBLE, "cv": cv, "epochs": RegressionConfig().epochs}
+
+
+def _results_folder(out: Path, cv: str) -> Path:
+    """`out`/sets, after checking that results already there were made with this budget."""
+    budget = _budget(cv)
+    stamp = out / "budget.json"
+    if stamp.exists():
+        earlier = json.loads(stamp.read_text())
+        if earlier != budget:
+            changed = ", ".join(f"{key} {earlier.get(key)!r} -> {value!r}"
+                                for key, value in budget.items() if earlier.get(key) != value)
+            raise InputError(f"--out {out}: holds results of another budget ({changed}); "
+                             "give another --out, or delete that folder")
+    (out / "sets").mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps(budget, indent=1) + "\n")
+    return out / "sets"
+
+
 def main(args) -> dict:
-    """Runs the family benchmark; prints one row per data set, then the tally."""
+    """Runs the family benchmark; prints one row per data set, then the tally.
+
+    Each data set's result lands in `--out` (default `runs/bench-family`) as
+    soon as it is measured, so an interrupted benchmark resumes where it
+    stopped when run again.
+    """
     members = regression_data.family()
     limit = getattr(args, "limit", None)
     members = members[:limit] if limit else members
+    out = Path(args.out or DEFAULT_OUT)
+    sets = _results_folder(out, args.cv)
     print(f"{len(members)} data sets (regression_data.family(), seed "
           f"{regression_data.FAMILY_SEED}); search budget: {TRIALS} screening trials "
           f"x 3 folds, then {'a grid around ' if REFINE else ''}the screen's winner and the "
           f"default scored by 5-fold {args.cv} CV at "
           f"the full {RegressionConfig().epochs} epochs); ensembles of {ENSEMBLE} seeds")
+    done = sum((sets / f"{index:02d}.json").exists() for index in range(len(members)))
+    if done:
+        print(f"resuming: {done} of {len(members)} data sets already measured in {out}")
     print("test MSE (gaps / outside): default | tuned | ratio | verdict; "
           f"then the same at {ENSEMBLE} seeds")
     started = time.perf_counter()
     results = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for index, member in enumerate(members):
-            folder = Path(scratch) / f"set-{index}"
-            folder.mkdir()
-            result = run_member(member, folder, cv=args.cv)
+    for index, member in enumerate(members):
+        saved = sets / f"{index:02d}.json"
+        if saved.exists():
+            result = json.loads(saved.read_text())
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                result = run_member(member, Path(scratch), cv=args.cv)
             for suffix in ("", f"_x{ENSEMBLE}"):
-                ratio = result[f"tuned{suffix}"]["test_mse"] / result[f"default{suffix}"][
-                    "test_mse"]
-                result[f"ratio{suffix}"] = ratio
-            results.append(result)
-            row(member.name, f"{_show(result['default'])} | {_show(result['tuned'])} | "
-                             f"{result['ratio']:.2f} | {verdict(result['ratio'])}", width=30)
-            row(f"  x{ENSEMBLE}", f"{_show(result[f'default_x{ENSEMBLE}'])} | "
-                                  f"{_show(result[f'tuned_x{ENSEMBLE}'])} | "
-                                  f"{result[f'ratio_x{ENSEMBLE}']:.2f} | "
-                                  f"{verdict(result[f'ratio_x{ENSEMBLE}'])}", width=30)
-            row("  choice", ("kept the default" if result["choice"]["kept_default"] else
-                             result["choice"]["configuration"])
-                + f"  [{result['seconds']:.0f} s]", width=30)
-    summary = {"data_sets": len(results), "seconds": time.perf_counter() - started,
+                result[f"ratio{suffix}"] = (result[f"tuned{suffix}"]["test_mse"]
+                                            / result[f"default{suffix}"]["test_mse"])
+            saved.with_suffix(".partial").write_text(json.dumps(result, indent=1) + "\n")
+            saved.with_suffix(".partial").replace(saved)
+        results.append(result)
+        row(member.name, f"{_show(result['default'])} | {_show(result['tuned'])} | "
+                         f"{result['ratio']:.2f} | {verdict(result['ratio'])}", width=30)
+        row(f"  x{ENSEMBLE}", f"{_show(result[f'default_x{ENSEMBLE}'])} | "
+                              f"{_show(result[f'tuned_x{ENSEMBLE}'])} | "
+                              f"{result[f'ratio_x{ENSEMBLE}']:.2f} | "
+                              f"{verdict(result[f'ratio_x{ENSEMBLE}'])}", width=30)
+        row("  choice", ("kept the default" if result["choice"]["kept_default"] else
+                         result["choice"]["configuration"])
+            + f"  [{result['seconds']:.0f} s]", width=30)
+    summary = {"data_sets": len(results), "seconds": sum(r["seconds"] for r in results),
+               "seconds_this_run": time.perf_counter() - started,
                "trials": TRIALS, "ensemble": ENSEMBLE, "results": results}
     for suffix, label in (("", "one network"), (f"_x{ENSEMBLE}", f"{ENSEMBLE} seeds")):
         ratios = [result[f"ratio{suffix}"] for result in results]
@@ -166,5 +206,6 @@ def main(args) -> dict:
     summary["ensemble_over_single_default"] = geometric_mean(ensemble_gain)
     row(f"default x{ENSEMBLE} / default x1", f"geometric mean {geometric_mean(ensemble_gain):.3f}",
         width=30)
-    row("whole benchmark", f"{summary['seconds']:.0f} s", width=30)
+    row("whole benchmark", f"{summary['seconds']:.0f} s, the data sets' times summed "
+                           f"({summary['seconds_this_run']:.0f} s in this run)", width=30)
     return summary

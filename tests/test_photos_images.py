@@ -12,8 +12,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from hw1_keras.errors import InputError
-from hw1_keras.mnist import images
-from hw1_keras.mnist.images import (draft_scale, load_digit, read_image, stroke_width,
+from hw1_keras.photos import images
+from hw1_keras.photos.images import (draft_scale, load_digit, read_image, stroke_width,
                                      to_mnist)
 
 

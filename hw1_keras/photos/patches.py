@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hw1_keras.mnist import masks
+from hw1_keras.photos import masks
 
 # Ink near the digit (a share of its size) is part of it: any ink this near...
 NEAR = 0.25

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hw1_keras import cluster
-from hw1_keras.bench_common import row
+from benchmarks.common import row
 from hw1_keras.errors import InputError
 
 THROUGHPUT_STEPS = 60  # Batches timed per setting, after a warm-up.
@@ -37,7 +37,7 @@ def mirrored_overhead(data: str, batch_size: int = 128) -> dict:
     import tensorflow as tf
 
     from hw1_keras import devices
-    from hw1_keras.bench_mnist import images_per_second, training_dataset
+    from benchmarks.mnist import images_per_second, training_dataset
     from hw1_keras.mnist import data as mnist_data
     from hw1_keras.mnist import pipeline
     from hw1_keras.mnist.config import MnistConfig
@@ -111,7 +111,7 @@ def multiworker_loopback(out: Path) -> dict:
 
 def main(args) -> dict:
     """Runs both parts; the mirrored part needs `--data`."""
-    from hw1_keras.bench_mnist import check_data
+    from benchmarks.mnist import check_data
 
     if not args.data:
         raise InputError("bench distribute needs --data PATH.npz (the CNN part reads MNIST)")

@@ -7,9 +7,9 @@ import warnings
 import numpy as np
 import pytest
 
-from hw1_keras.mnist.desk import without_desk
-from hw1_keras.mnist.images import to_mnist
-from hw1_keras.mnist.paper import ink_strength
+from hw1_keras.photos.desk import without_desk
+from hw1_keras.photos.images import to_mnist
+from hw1_keras.photos.paper import ink_strength
 
 
 @pytest.mark.parametrize("sides", [("bottom", "left"), ("top", "bottom"), ("top", "left", "right")])

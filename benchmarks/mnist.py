@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from hw1_keras.bench_common import REPO_ROOT, row, run_py
+from benchmarks.common import REPO_ROOT, row, run_py
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.config import config_from_args, to_dict

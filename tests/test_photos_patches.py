@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw1_keras.mnist.patches import NEAR, PART_NEAR, digit_ink
+from hw1_keras.photos.patches import NEAR, PART_NEAR, digit_ink
 
 
 def _digit_and(patch_at, patch_size):

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from hw1_keras import devices
-from hw1_keras.bench_common import row, run_py
+from benchmarks.common import row, run_py
 from hw1_keras.errors import InputError
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras.bench_common import row, run_py
+from benchmarks.common import row, run_py
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import build_model, hyperparameters
