@@ -16,7 +16,7 @@ import keras
 
 from hw1_keras import compat
 from hw1_keras.errors import InputError
-from hw1_keras.runs import read_json, write_json
+from hw1_keras.runs import write_json
 from hw1_keras.text import plural
 
 # The HDF5 attribute of a best checkpoint that says which epoch it holds.
@@ -218,10 +218,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             return None
         with h5py.File(self.path, "r") as weights:
             note = weights.attrs.get(NOTE_ATTRIBUTE)
-        if note is not None:
-            return json.loads(note)
-        # A checkpoint from before the note moved into it: the note beside it.
-        return read_json(self.note_path) if self.note_path.is_file() else None
+        return json.loads(note) if note is not None else None
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)

@@ -1,4 +1,11 @@
-"""Shared fixtures: the repo root on sys.path, quiet TensorFlow, one tiny run.
+"""Shared fixtures: the repo root on sys.path, quiet TensorFlow, one tiny run, the tiers.
+
+Two tiers. The unit tier (`python -m pytest --unit`) runs in this process on
+tiny tensors, for the edit-test loop. The integration tier is every test that
+starts `run.py` or a cluster in subprocesses, or reads real MNIST: those that
+use the `cli`, `mnist_file` or `tiny_run` fixtures are marked `integration`
+by themselves, the rest by `@pytest.mark.integration`. The default command
+runs both; `-m slow` the long accuracy runs.
 
 The expensive artifact (a trained run folder with a SavedModel) is built once
 per session by `tiny_run` and shared, read-only, by the run, export and CLI
@@ -66,14 +73,68 @@ def cli():
 
 
 MNIST_FILE = REPO_ROOT.parent / "shared" / "data" / "mnist.npz"
+MNIST_VARIABLE = "HW1_MNIST"  # A path to an .npz laid out as Keras' mnist.npz.
+# Keras' own download, when online, lands in its cache.
+KERAS_MNIST = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets" / "mnist.npz"
+INTEGRATION_FIXTURES = {"cli", "mnist_file", "tiny_run"}
+
+
+def pytest_addoption(parser):
+    parser.addoption("--unit", action="store_true",
+                     help="the unit tier only: no subprocesses, no MNIST file (seconds)")
+
+
+def pytest_collection_modifyitems(config, items):
+    unit_only = config.getoption("--unit")
+    kept, dropped = [], []
+    for item in items:
+        if INTEGRATION_FIXTURES & set(item.fixturenames) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.integration)
+        (dropped if unit_only and item.get_closest_marker("integration") else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def _online(host: str = "storage.googleapis.com") -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+def find_mnist() -> tuple[Path | None, list[str]]:
+    """The real MNIST file: `$HW1_MNIST`, ../shared/data, Keras' cache, or Keras' download.
+
+    Returns the path found (None if none) and where it looked, for the skip's reason.
+    """
+    looked = []
+    candidates = [Path(os.environ[MNIST_VARIABLE])] if os.environ.get(MNIST_VARIABLE) else []
+    if not candidates:
+        looked.append(f"${MNIST_VARIABLE} (not set)")
+    for path in (*candidates, MNIST_FILE, KERAS_MNIST):
+        if path.is_file():
+            return path, looked
+        looked.append(str(path))
+    if _online():
+        import keras
+
+        keras.datasets.mnist.load_data()  # Downloads into Keras' cache.
+        if KERAS_MNIST.is_file():
+            return KERAS_MNIST, looked
+    looked.append("Keras' download (offline)")
+    return None, looked
 
 
 @pytest.fixture(scope="session")
 def mnist_file() -> str:
-    """The real MNIST file beside the checkout, as CI lays it out."""
-    if not MNIST_FILE.is_file():
-        pytest.skip(f"{MNIST_FILE} not found (tests read MNIST from ../shared/data)")
-    return str(MNIST_FILE)
+    """The real MNIST file (`find_mnist`); the test skips, saying where it looked, if none."""
+    path, looked = find_mnist()
+    if path is None:
+        pytest.skip("real MNIST not found; looked at " + ", ".join(looked)
+                    + f"; set {MNIST_VARIABLE}=PATH.npz")
+    return str(path)
 
 
 def write_mnist_slice(mnist_file: str, path: Path, train: int, test: int) -> str:

@@ -312,6 +312,7 @@ def test_bad_input_is_refused_before_tensorflow(template, fragment, files, finis
 
 
 @pytest.mark.parametrize("extra", [[], ["--tune"]], ids=["plain", "tune"])
+@pytest.mark.integration
 def test_a_folder_that_takes_no_files_is_refused(extra, finished, tmp_path, monkeypatch, capsys):
     """An immutable folder (chattr +i): even root cannot write in it."""
     folder = tmp_path / "immutable"
@@ -410,6 +411,7 @@ def test_bad_input_found_after_tensorflow_is_one_line(template, fragment, files,
     assert [path.name for path in tmp_path.iterdir()] == []  # A failed run leaves no folder.
 
 
+@pytest.mark.integration
 def test_bad_files_are_refused_in_well_under_a_second_without_tensorflow(files, repo_root):
     """In a fresh process: no TensorFlow imported, and the seconds each refusal took."""
     cases = [["mnist", "--data", files["npz_x0d"]], ["mnist", "--data", files["fifo"]],

@@ -62,6 +62,7 @@ def _no_run(*args, **kwargs):
     raise AssertionError("a benchmark part ran before the arguments were checked")
 
 
+@pytest.mark.integration
 def test_interrupting_the_resume_part_kills_the_run_it_waits_on(tmp_path, monkeypatch):
     started = []
 
@@ -157,6 +158,7 @@ sys.exit(subprocess.run([sys.executable, "-c", child]).returncode)
 
 
 @pytest.mark.parametrize("user_level", [None, "0"])
+@pytest.mark.integration
 def test_runs_a_benchmark_starts_import_tensorflow_as_quietly_as_it(tmp_path, repo_root,
                                                                     user_level):
     """A stand-in `tensorflow` that chatters on stderr, imported by a run.py and its child."""

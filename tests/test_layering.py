@@ -67,6 +67,7 @@ def test_every_benchmark_the_cli_names_exists():
         assert callable(getattr(importlib.import_module(module), function)), entry
 
 
+@pytest.mark.integration
 def test_photo_reading_imports_no_keras_or_tensorflow():
     offenders = {module: sorted(name for name in names
                                 if any(_within(name, heavy) for heavy in ("keras", "tensorflow")))

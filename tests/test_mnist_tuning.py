@@ -404,6 +404,7 @@ def test_help_lists_the_tune_flags(cli):
         assert flag in result.stdout
 
 
+@pytest.mark.integration
 def test_a_chief_and_two_workers_share_the_studies(tiny_npz, tmp_path):
     # KerasTuner's chief/worker mode on loopback: each study is its own grid
     # search with its own oracle server (ports base + study index).

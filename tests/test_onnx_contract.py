@@ -102,6 +102,7 @@ def test_float_images_with_a_channel_axis_give_the_same_probabilities(
     assert np.max(np.abs(from_onnx - saved_probabilities)) <= 1e-5
 
 
+@pytest.mark.integration
 def test_onnxruntime_and_numpy_alone_serve_it(exports, digits, saved_probabilities, tmp_path):
     np.save(tmp_path / "digits.npy", digits)
     subprocess.run([sys.executable, "-c", NUMPY_ONLY, str(exports[1]),

@@ -32,6 +32,7 @@ TRIALS = 4  # learning_rate {1e-3, 3e-3} x batch_size {25, 50}
 TIMEOUT = 150  # Seconds for the whole search; a normal run takes about 20.
 
 
+@pytest.mark.integration
 def test_chief_and_two_workers_share_a_kfold_grid(tmp_path):
     command = [sys.executable, SCRIPT, tmp_path, WORKERS]
     tuner_ids = ["chief", *(f"worker{i}" for i in range(WORKERS))]
@@ -62,6 +63,7 @@ def test_chief_and_two_workers_share_a_kfold_grid(tmp_path):
         assert len(lines) == per_worker[f"worker{i}"]
 
 
+@pytest.mark.integration
 def test_regression_tune_runs_both_stages_on_a_chief_and_two_workers(tmp_path):
     # The command users run (README, "Distributed tuning"): the default's own
     # score, a random screen, then a grid around its winner, each stage on its

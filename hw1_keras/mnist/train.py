@@ -282,13 +282,11 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     train_seconds = float(sum(log["epoch_seconds"])) if "epoch_seconds" in log else None
     results = evaluate(model, data.x_test, data.y_test)
     epochs = [int(e) + 1 for e in log["epoch"]]
-    best = BestCheckpoint(run_dir / BEST, "val_accuracy", resume=True).saved() or {
-        # A run folder from before checkpoints had notes: the log's best row.
-        "epoch": epochs[int(np.argmax(log["val_accuracy"]))],
-        "val_accuracy": max(log["val_accuracy"])}
+    best = BestCheckpoint(run_dir / BEST, "val_accuracy", resume=True).saved()
     best_epoch = best["epoch"]
+    train_label = "train (augmented)" if config.augmented_copy else "train"
     plots.learning_curves(
-        epochs, {"train (augmented)": log["accuracy"], "validation": log["val_accuracy"]},
+        epochs, {train_label: log["accuracy"], "validation": log["val_accuracy"]},
         run_dir / "accuracy.png", ylabel="accuracy", title="MNIST accuracy per epoch")
     mnist_plots.filters(model, run_dir / "filters.png")
     # The first test 9, or the first test image of a data file that has none.
