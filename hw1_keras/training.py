@@ -118,11 +118,15 @@ def divergence_callbacks(config, *, start: float | None = None, data=None,
                              epochs_per_keras_epoch=epochs_per_keras_epoch)]
 
 
+class Diverged(InputError):
+    """Training diverged: the loss became NaN or inf, or grew far above its start."""
+
+
 class StopOnDivergence(keras.callbacks.Callback):
     """Ends a diverging training with one line: the loss and a lower `--lr` to try.
 
     At the end of each epoch, `divergence` judges the logged loss against the
-    loss at the start; a diverged training raises `InputError`, so nothing of
+    loss at the start; a diverged training raises `Diverged` (an `InputError`), so nothing of
     it is exported. Place it before the callbacks that record an epoch (log,
     checkpoint, backup), so the diverged epoch is not kept.
 
@@ -164,7 +168,7 @@ class StopOnDivergence(keras.callbacks.Callback):
         epochs = (epoch + 1) * self.epochs_per_keras_epoch
         # Data the network does not rescale itself can make any rate diverge.
         data = ", and check that the data's values are not huge" if self.data else ""
-        raise InputError(
+        raise Diverged(
             f"training diverged ({reason}) with --lr {self.learning_rate:g}; try a smaller "
             f"one, e.g. --lr {self.lower:g}{data} (stopped after {plural(epochs, 'epoch')})")
 

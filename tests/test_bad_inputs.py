@@ -534,3 +534,20 @@ def test_the_divergence_check_leaves_a_healthy_training_as_it_was(tiny_config, m
     _, plain, _ = train.train_model(tiny_config, data[0], data[1], verbose=False,
                                     jit_compile=False)
     assert checked.history == plain.history
+
+
+def test_a_diverged_mnist_run_leaves_nothing_that_refuses_a_lower_rate(small_npz, tmp_path,
+                                                                        capsys):
+    out = tmp_path / "div"
+    out.mkdir()  # An empty folder the user made: it stays, empty.
+    argv = ["mnist", "--data", small_npz, "--validation-size", "200", "--epochs", "1",
+            "--out", str(out)]
+    capsys.readouterr()
+    status = run_cli(*argv, "--lr", "1000")
+    assert_refused(status, capsys.readouterr().err.splitlines(),
+                   "training diverged (loss ")
+    assert list(out.iterdir()) == []
+    # So the same command with a lower rate is not refused as "other settings".
+    from hw1_keras.runs import check_run_dir
+
+    check_run_dir(out, {"task": "mnist", "learning_rate": 0.001})

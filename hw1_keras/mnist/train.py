@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import devices, plots
+from hw1_keras import devices, plots, runs
 from hw1_keras.config import to_dict
 from hw1_keras.export import ONNX_CHECK_IMAGES, export_onnx, export_saved_model, onnx_difference
 from hw1_keras.mnist import data as mnist_data
@@ -25,8 +25,8 @@ from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.onnx_serving import MNIST
 from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
                             write_json, write_text)
-from hw1_keras.training import (CHANCE_LOSS_10, BestCheckpoint, EpochTimer, ResumingBackup,
-                                ValidateAveragedWeights, WorkerBackupAndRestore,
+from hw1_keras.training import (CHANCE_LOSS_10, BestCheckpoint, Diverged, EpochTimer,
+                                ResumingBackup, ValidateAveragedWeights, WorkerBackupAndRestore,
                                 divergence_callbacks, seed_everything)
 
 LOG = "training_log.csv"
@@ -146,6 +146,26 @@ def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray
     ]
 
 
+def _diverged(run_dir: Path, error: Diverged, fresh: bool) -> Diverged:
+    """`error`, after taking a fresh run's files out of `run_dir` if no epoch was kept.
+
+    Such a folder holds nothing but this run's settings, which would refuse
+    the same command with a lower --lr; a run with epochs kept stays, to be
+    resumed with its own flags.
+    """
+    if fresh and not (run_dir / BEST).exists():
+        for name in ("config.json", LOG, "tensorboard", BACKUP):
+            path = run_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        runs.discard_empty_run_dirs()
+        return error
+    return Diverged(f"{error}; {run_dir} keeps the epochs before it, so pass another --out "
+                    "for the new rate")
+
+
 def _finished(run_dir: Path, config: MnistConfig) -> dict | None:
     """The metrics of a run of `config` that `run_dir` holds finished; else None."""
     metrics = run_dir / "metrics.json"
@@ -261,14 +281,17 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
     hp = hyperparameters(config)
     with runtime.strategy.scope() if runtime is not None else contextlib.nullcontext():
         model = hypermodel.build(hp)
-        hypermodel.fit(hp, model, data.x_train, data.y_train,
-                       validation_data=(data.x_val, data.y_val),
-                       callbacks=divergence_callbacks(config, start=CHANCE_LOSS_10) + _callbacks(
-                           run_dir, resumed_log,
-                           settle_batches(config, data.x_train) if config.ema_momentum else None,
-                           chief_dir),
-                       # A live bar on a terminal; one line per epoch in logs and CI.
-                       verbose=1 if sys.stdout.isatty() else 2)
+        try:
+            hypermodel.fit(
+                hp, model, data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
+                callbacks=divergence_callbacks(config, start=CHANCE_LOSS_10) + _callbacks(
+                    run_dir, resumed_log,
+                    settle_batches(config, data.x_train) if config.ema_momentum else None,
+                    chief_dir),
+                # A live bar on a terminal; one line per epoch in logs and CI.
+                verbose=1 if sys.stdout.isatty() else 2)
+        except Diverged as error:
+            raise _diverged(run_dir, error, fresh=not resumed_log) from None
     if runtime is not None:
         devices.report_weights(model, runtime)
     if runtime is not None and not runtime.is_chief:
