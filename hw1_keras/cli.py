@@ -10,21 +10,16 @@ TensorFlow is imported only once the arguments are known to be good, so
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import gc
 import json
-import os
 import re
-import sys
 
-from hw1_keras import compat, runs
-from hw1_keras.config import MAX_COUNT, add_config_arguments, config_from_args, require_regular_file
+from hw1_keras import compat, inputs, process
+from hw1_keras.config import MAX_COUNT, add_config_arguments, config_from_args
 from hw1_keras.devices import DeviceConfig
 from hw1_keras.errors import InputError, one_line
-from hw1_keras.mnist import data as mnist_data
+from hw1_keras.process import EXIT_BAD_INPUT
 from hw1_keras.mnist.config import MnistConfig, quick_preset
-from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.text import PROG
 from tuning.mnist_settings import (
@@ -33,12 +28,10 @@ from tuning.mnist_settings import (
 )
 from tuning.settings import CV_HELP, CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
-EXIT_BAD_INPUT = 2
 # What starts a negative value, never a flag: a digit (-3, -1e-3, -5., a list
 # -3,4), a point and a digit (-.5), or inf or nan as Python's float() reads
 # them (-inf, -Infinity). argparse itself takes only -3 and -0.5 for numbers.
 NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
-EXIT_INTERRUPTED = 130
 PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
 # Which benchmarks read each `bench` flag, and the flag's value when not given.
 BENCH_FLAGS = {
@@ -337,33 +330,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _import_tensorflow_quietly() -> None:
-    """Imports TensorFlow without its C++ start-up chatter on stderr.
-
-    On machines without a GPU, TensorFlow prints CUDA-probing lines before any
-    logging setting applies, which would bury our one-line errors. Users who
-    set TF_CPP_MIN_LOG_LEVEL themselves see everything, as TensorFlow prints it.
-    The value set here is marked as ours, since the `run.py` processes a
-    benchmark starts inherit it and must not take it for the user's.
-    """
-    ours = "HW1_KERAS_QUIETED_TF"
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and ours not in os.environ:
-        import tensorflow  # noqa: F401
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    os.environ[ours] = "1"
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _device(args: argparse.Namespace, tune: bool) -> DeviceConfig:
     """The device flags; a search runs its trials one per device, so no --distribute.
 
@@ -394,49 +360,13 @@ def _bench_defaults(args: argparse.Namespace) -> None:
                              "leave it out")
 
 
-CSV_EXPECTED = "a CSV file with columns input,label"
-MODEL_EXPECTED = "a run's saved_model/ folder or its model.onnx"
-
-
-def check_inputs(args: argparse.Namespace, config=None) -> None:
-    """Refuses bad input files and an unwritable `--out`, before TensorFlow loads.
-
-    What the run would find out only after TensorFlow's import (seconds), it
-    is told here in well under a second: a regression's CSV files are read and
-    checked whole, an MNIST `.npz` from its arrays' headers and labels
-    (`hw1_keras.mnist.data.check_file`), a path that is no regular file (a
-    FIFO, /dev/null) is named as such, and `--out` must take a probe file.
-
-    Args:
-        args: The parsed command line.
-        config: The command's configuration (regression, mnist), if any.
-    """
-    if isinstance(config, RegressionConfig) and config.train is not None:
-        for flag, path in (("--train", config.train), ("--test", config.test)):
-            require_regular_file(path, f"{flag} {path}", CSV_EXPECTED)
-        regression_data.load(config.train, config.test, config.data_seed)
-    if isinstance(config, MnistConfig):
-        mnist_data.check_file(config.data, config.validation_size)
-    if args.command == "predict":
-        if args.input is not None:
-            require_regular_file(args.input, f"--input {args.input}", "a CSV file of x values")
-        for path in args.inputs:  # x values name no file, so they pass.
-            require_regular_file(path, path, "image files (PNG/JPEG) or x values")
-    if args.command in ("predict", "bench") and args.model is not None:
-        require_regular_file(args.model, f"--model {args.model}", MODEL_EXPECTED)
-    if args.command == "bench" and args.data is not None:
-        mnist_data.check_file(args.data, validation_size=None)
-    if getattr(args, "out", None) is not None or args.command in ("regression", "mnist"):
-        runs.check_out(args.out)
-
-
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "regression":
         config = config_from_args(RegressionConfig, args)
         settings = _tune_settings(args)
         device = _device(args, settings is not None)
-        check_inputs(args, config)
-        _import_tensorflow_quietly()
+        inputs.check(args, config)
+        process.import_tensorflow_quietly()
         if settings is not None:
             from tuning.regression import tune
 
@@ -450,8 +380,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         config = config_from_args(MnistConfig, args, quick_preset() if args.quick else None)
         settings = _study_settings(args)
         device = _device(args, settings is not None)
-        check_inputs(args, config)
-        _import_tensorflow_quietly()
+        inputs.check(args, config)
+        process.import_tensorflow_quietly()
         if settings is not None:
             from tuning.mnist_studies import tune as tune_mnist
 
@@ -462,106 +392,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_mnist(config, args.out, device)
         return 0
     if args.command == "predict":
-        check_inputs(args)
+        inputs.check(args)
         from hw1_keras.predict import is_onnx, predict_command
 
         if not is_onnx(args.model):  # onnxruntime serves an .onnx file without TensorFlow.
-            _import_tensorflow_quietly()
+            process.import_tensorflow_quietly()
         return predict_command(args.model, args.inputs, args.input)
     if args.command == "bench":
         _bench_defaults(args)
-        check_inputs(args)
-        _import_tensorflow_quietly()
+        inputs.check(args)
+        process.import_tensorflow_quietly()
         results = _benchmark(args)(args)
         print(json.dumps(results, default=float))
         return 0
     raise AssertionError(args.command)  # argparse restricts the choices.
 
 
-def environment_error(error: BaseException, command: str) -> str | None:
-    """The one-line message for a failure of the machine rather than the program.
-
-    A failed write into the run folder (a full disk, a file system gone
-    read-only: `hw1_keras.runs.write_failure`), or memory running out
-    (`MemoryError`, TensorFlow's `ResourceExhaustedError`). Any other error,
-    an `OSError` about another file included, is None: a bug or a cause this
-    program cannot name, for its traceback.
-    """
-    tensorflow = sys.modules.get("tensorflow")
-    errors = getattr(tensorflow, "errors", None)
-    if isinstance(error, OSError) or (errors is not None and isinstance(error, errors.OpError)):
-        message = runs.write_failure(error, runs.opened_run_dirs())
-        if message is not None:
-            return message
-    if isinstance(error, MemoryError) or (
-            errors is not None and isinstance(error, errors.ResourceExhaustedError)):
-        detail = OUT_OF_MEMORY.search(str(error))
-        sizes = NETWORK_FLAGS.get(command, "a smaller network")
-        return (f"out of memory ({detail.group(0) if detail else type(error).__name__}); "
-                f"try {sizes} or a smaller --batch-size")
-    return None
-
-
-# What TensorFlow and NumPy say about the allocation that failed.
-OUT_OF_MEMORY = re.compile(r"OOM when allocating tensor with shape\[[^\]]*\]|"
-                           r"Unable to allocate [^ ]+ [KMGTP]?i?B")
-NETWORK_FLAGS = {"regression": "fewer or narrower --units",
-                 "mnist": "fewer --filters or --dense-units"}
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    runs.forget_run_dirs()
-    with _reported_once():
-        return _main(args)
-
-
-def _main(args: argparse.Namespace) -> int:
-    machine = False
-    try:
-        return _dispatch(args)
-    except InputError as error:
-        message = str(error)
-    except KeyboardInterrupt:
-        runs.discard_empty_run_dirs()
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as error:
-        runs.discard_empty_run_dirs()
-        message = environment_error(error, args.command)
-        if message is None:
-            raise
-        machine = True
-    if machine:  # The error and its frames are gone: files whose writes failed close now.
-        gc.collect()
-    runs.discard_empty_run_dirs()  # A run that failed leaves no empty folder behind.
-    print(one_line(f"{PROG} {args.command}: error: {message}"), file=sys.stderr)
-    return EXIT_BAD_INPUT
-
-
-@contextlib.contextmanager
-def _reported_once():
-    """Keeps a failed write into the run folder from being reported twice.
-
-    h5py reports it again, with a traceback, when the file it could not
-    write is closed: its destructor prints the exception (through
-    `sys.excepthook`) and then Python's "Exception ignored in" (through
-    `sys.unraisablehook`). `main` reports it in one line; these repeats of it
-    are dropped, and anything else is printed as Python would.
-    """
-    excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
-
-    def ours(error) -> bool:
-        return isinstance(error, OSError) and runs.write_failure(
-            error, runs.opened_run_dirs()) is not None
-
-    sys.excepthook = lambda kind, error, trace: (
-        None if ours(error) else excepthook(kind, error, trace))
-    sys.unraisablehook = lambda unraisable: (
-        None if ours(unraisable.exc_value) else unraisablehook(unraisable))
-    try:
-        yield
-    finally:
-        sys.excepthook, sys.unraisablehook = excepthook, unraisablehook
+    args = build_parser().parse_args(argv)
+    return process.run(args.command, lambda: _dispatch(args))

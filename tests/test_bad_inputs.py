@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from hw1_keras import cli as cli_module
+from hw1_keras import process as process_module
 from hw1_keras import runs
 from hw1_keras.errors import InputError
 
@@ -283,7 +284,7 @@ def _no_tensorflow():
 
 def run_main(argv, monkeypatch, capsys) -> tuple[int, list[str], str]:
     """`main(argv)` with TensorFlow's import made to fail: exit status, stderr's lines, stdout."""
-    monkeypatch.setattr(cli_module, "_import_tensorflow_quietly", _no_tensorflow)
+    monkeypatch.setattr(process_module, "import_tensorflow_quietly", _no_tensorflow)
     capsys.readouterr()
     status = run_cli(*argv)
     captured = capsys.readouterr()
@@ -447,7 +448,7 @@ def _fake_run(monkeypatch, failure):
 
     monkeypatch.setitem(sys.modules, "hw1_keras.regression.train",
                         types.SimpleNamespace(run=run))
-    monkeypatch.setattr(cli_module, "_import_tensorflow_quietly", lambda: None)
+    monkeypatch.setattr(process_module, "import_tensorflow_quietly", lambda: None)
 
 
 def _main_lines(argv, capsys) -> tuple[int, list[str]]:
@@ -501,7 +502,7 @@ def test_a_failed_write_reported_again_by_a_destructor_is_dropped(tmp_path, monk
     folder = runs.make_run_dir(str(tmp_path / "run"), "regression")
     ours = OSError(errno.ENOSPC, f"file write failed, filename = '{folder}/best.weights.h5'")
     other = ValueError("something else")
-    with cli_module._reported_once():
+    with process_module._reported_once():
         for error in (ours, other):
             sys.unraisablehook(types.SimpleNamespace(exc_value=error))
     assert [item.exc_value for item in seen] == [other]

@@ -150,9 +150,9 @@ def test_images_per_second_counts_the_images_trained_on(monkeypatch, train):
 
 QUIET_CHILD = """
 import subprocess, sys
-from hw1_keras.cli import _import_tensorflow_quietly
-_import_tensorflow_quietly()
-child = "from hw1_keras.cli import _import_tensorflow_quietly; _import_tensorflow_quietly()"
+from hw1_keras.process import import_tensorflow_quietly
+import_tensorflow_quietly()
+child = "from hw1_keras.process import import_tensorflow_quietly; import_tensorflow_quietly()"
 sys.exit(subprocess.run([sys.executable, "-c", child]).returncode)
 """
 
