@@ -11,6 +11,10 @@
 # folders you already have instead of training, name them:
 #
 #   REGRESSION_RUN=runs/r MNIST_RUN=runs/m STUDIES_RUN=runs/t docs/figures.sh
+#
+# TUNE_RUN=runs/mnist-tune (a whole `mnist --tune`, about an hour; never run
+# here) adds its seven study plots, BENCHMARKS.md's figs. 3-8, as
+# docs/figures/studies/*.png.
 set -euo pipefail
 data=()
 if [[ $# -gt 0 ]]; then data=(--data "$(realpath "$1")"); fi
@@ -36,9 +40,14 @@ from PIL import Image
 pictures = {"regression-fit.png": "$regression/fit.png",
             "mnist-accuracy.png": "$mnist/accuracy.png",
             "mnist-study-depth.png": "$studies/studies/depth.png"}
+tune = "${TUNE_RUN:-}"
+if tune:
+    pictures.update({f"studies/{png.name}": str(png)
+                     for png in sorted(Path(tune, "studies").glob("*.png"))})
 folder = Path(sys.argv[1])
 folder.mkdir(parents=True, exist_ok=True)
 for name, source in pictures.items():
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
     image = Image.open(source).convert("RGB")
     image.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(folder / name, optimize=True)
     size = (folder / name).stat().st_size

@@ -202,9 +202,12 @@ def _folder(text: str) -> str:
 def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "tuning (--tune)",
-        "A random search (architecture, rates, batch size; 3-fold CV at a fifth of --epochs), "
-        "then a grid of lr x weight decay x batch size around its winner with k-fold CV at "
-        "--epochs, then the winner trained on all the data and exported as usual. Rerun the "
+        "The run's own configuration scored by k-fold CV at --epochs; a random search "
+        "(architecture, rates, batch size; 3-fold CV at a fifth of --epochs); a grid of 3 "
+        "learning rates x 3 weight decays around its winner, at its batch size, by k-fold CV "
+        "at --epochs; then the configuration chosen by the one-standard-error rule (the own "
+        "one unless another is better beyond the folds' noise) trained on all the data and "
+        "exported as usual. Rerun the "
         "same command to resume an interrupted search (--out defaults to runs/regression-tune "
         "for that).")
     group.add_argument("--tune", action="store_true",
