@@ -363,6 +363,7 @@ def test_a_read_only_file_system_is_refused(small_tmpfs, finished, monkeypatch, 
         assert_refused(status, lines, f"{fragment} ({os.strerror(errno.EROFS)}")
 
 
+@pytest.mark.integration  # A whole command, in this process.
 def test_a_full_disk_ends_in_one_line_and_the_rerun_finishes_the_run(small_tmpfs, finished,
                                                                      capsys):
     point, remount = small_tmpfs

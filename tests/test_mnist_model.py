@@ -106,6 +106,7 @@ def test_a_seeded_training_with_augmentation_repeats_exactly():
     assert all(np.array_equal(a, b) for a, b in zip(weights, weights_again))
 
 
+@pytest.mark.integration  # A whole command, in this process.
 def test_a_resumed_training_ends_as_the_uninterrupted_one(tmp_path):
     # A resumed run is a new process: new dataset, new augmentation layers, new
     # dropout. It must go on with epoch 3's shuffle, augmented copies and

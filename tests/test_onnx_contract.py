@@ -168,6 +168,7 @@ def _run_cli(*args):
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
+@pytest.mark.integration  # A whole command, in this process.
 def test_predict_answers_the_same_from_onnx_without_importing_tensorflow(exports, tmp_path):
     paths = []
     for number, stroke in enumerate([[(50, 20), (50, 100)], [(25, 25), (80, 25), (40, 105)]]):

@@ -37,6 +37,7 @@ def test_copy_zero_is_the_single_run_and_the_output_is_the_mean():
     assert set(history.history) == {"loss", "mse", "val_loss", "val_mse"}
 
 
+@pytest.mark.integration  # A whole command, in this process.
 def test_an_ensemble_run_exports_one_model_answering_the_mean(tmp_path):
     import tensorflow as tf
 

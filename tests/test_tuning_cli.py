@@ -12,6 +12,9 @@ from hw1_keras.regression.config import RegressionConfig
 from tuning.settings import TuneSettings
 from test_cli import assert_single_line, assert_user_error
 
+# Whole searches, in this process.
+pytestmark = pytest.mark.integration
+
 # 2 screening trials x 2 folds at 1 epoch, then a grid of 2 (batch sizes) x 2 folds
 # at 4 epochs (with the grid factors narrowed to 1 by `small_grid`).
 def tiny(trials=2):

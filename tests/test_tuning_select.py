@@ -111,6 +111,7 @@ def fake_scores(own_scores, other_scores):
     ([0.9, 2.2, 2.7, 4.3, 4.8], True),  # Within the noise: the default stays.
     ([0.5, 1.4, 2.6, 3.3, 4.4], False),  # Clearly better: it wins.
 ])
+@pytest.mark.integration  # A whole command, in this process.
 def test_tune_keeps_the_default_unless_something_is_clearly_better(tmp_path, capsys,
                                                                   monkeypatch, other, kept):
     from hw1_keras.cli import main
