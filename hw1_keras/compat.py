@@ -67,7 +67,8 @@ def _private(owner, name: str, package: str):
         return getattr(owner, name)
     except AttributeError:
         raise InputError(f"{package} {importlib.metadata.version(package)} has no "
-                         f"{type(owner).__name__}.{name}, which this project relies on; "
+                         f"{getattr(owner, '__name__', type(owner).__name__)}.{name}, which this "
+                         "project relies on; "
                          f"pip install {_wanted(package)}") from None
 
 
@@ -177,9 +178,9 @@ def oracle_servicer(oracle, server):
     from keras_tuner.src import protos
     from keras_tuner.src.distribute import oracle_chief
 
-    _check("keras-tuner")
-    servicer = oracle_chief.OracleServicer(oracle)
-    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    servicer = _private(oracle_chief, "OracleServicer", "keras-tuner")(oracle)
+    _private(protos, "get_service_grpc", "keras-tuner")().add_OracleServicer_to_server(
+        servicer, server)
     return servicer
 
 
@@ -187,7 +188,8 @@ def oracle_done(servicer, oracle) -> bool:
     """Whether a worker was told to stop and every worker it served has been."""
     from keras_tuner.src.distribute import oracle_chief
 
-    return bool(servicer.stop_triggered and oracle_chief.exit_chief(oracle))
+    return bool(servicer.stop_triggered
+                and _private(oracle_chief, "exit_chief", "keras-tuner")(oracle))
 
 
 # --- argparse: values that look like negative numbers --------------------------------

@@ -28,6 +28,12 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _is_module(name: str) -> bool:
+    """Whether `name` is one of the project's modules or packages."""
+    path = ROOT / name.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _imports(path: Path) -> set[str]:
     """Every module `path` imports, at the top or inside a function."""
     names = set()
@@ -39,8 +45,7 @@ def _imports(path: Path) -> set[str]:
             # own __init__ is what it is, checked as a module of its own.
             for alias in node.names:
                 submodule = f"{node.module}.{alias.name}"
-                names.add(submodule if (ROOT / submodule.replace(".", "/")).with_suffix(
-                    ".py").exists() else node.module)
+                names.add(submodule if _is_module(submodule) else node.module)
     return names
 
 
