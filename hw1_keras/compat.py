@@ -192,6 +192,60 @@ def oracle_done(servicer, oracle) -> bool:
                 and _private(oracle_chief, "exit_chief", "keras-tuner")(oracle))
 
 
+# --- KerasTuner: state files written in place (no upstream issue found) --------------
+
+@contextlib.contextmanager
+def whole_state_files():
+    """Within the block, KerasTuner writes each state file whole or not at all.
+
+    `keras_tuner.src.utils.save_json`, through which the oracle, the tuner
+    and every trial save themselves, opens the file for writing and then
+    writes: a full disk (or a kill in between) leaves an empty `oracle.json`
+    or `trial.json`, and the next run cannot resume the search. This writes
+    beside the file and renames it over the old one, which stays intact
+    until the new one is complete, and the error stops the search: left to
+    KerasTuner, an `OSError` inside a trial marks that trial failed and the
+    search goes on without it. Paths with a scheme (`gs://`) keep
+    KerasTuner's own writer.
+    """
+    import json
+    import os
+
+    from keras_tuner.errors import FatalError
+    from keras_tuner.src import utils
+
+    class StateWriteError(OSError, FatalError):
+        """An `OSError` that KerasTuner passes on instead of failing the trial with it."""
+
+    original = _private(utils, "save_json", "keras-tuner")
+
+    def save_json(path, obj):
+        if "://" in str(path):
+            return original(path, obj)
+        text = json.dumps(obj)
+        partial = f"{path}.partial"
+        try:
+            with open(partial, "w") as file:
+                file.write(text)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        except BaseException as error:
+            with contextlib.suppress(OSError):
+                os.remove(partial)
+            if isinstance(error, OSError) and not isinstance(error, FatalError):
+                # Not the trial's failure: the search stops, its files as they were.
+                raise StateWriteError(error.errno, error.strerror, error.filename) from None
+            raise
+        return text
+
+    utils.save_json = save_json
+    try:
+        yield
+    finally:
+        utils.save_json = original
+
+
 # --- argparse: values that look like negative numbers --------------------------------
 
 def read_negative_values(parser, pattern) -> None:

@@ -382,6 +382,39 @@ def test_a_full_disk_ends_in_one_line_and_the_rerun_finishes_the_run(small_tmpfs
     assert (out / "metrics.json").is_file() and (out / "saved_model" / "saved_model.pb").is_file()
 
 
+@pytest.mark.integration  # Two small searches, in this process.
+def test_a_disk_that_fills_during_a_search_leaves_it_resumable(small_tmpfs, tmp_path,
+                                                               monkeypatch, capsys):
+    """Full in the grid stage: one line; every state file whole; the rerun ends as one run."""
+    import tuning.regression
+
+    monkeypatch.setattr(tuning.regression, "GRID_FACTORS", (1.0, 3.0))
+    point, remount = small_tmpfs
+    remount("size=40k")  # The first two stages fit; the grid's trials do not.
+    search = ["regression", "--tune", "--trials", "2", "--folds", "2", "--epochs", "4",
+              "--log-every", "2", "--jit", "off"]
+    out = point / "run"
+    capsys.readouterr()
+    status = run_cli(*search, "--out", out)
+    lines = capsys.readouterr().err.splitlines()
+    assert_refused(status, lines, f"--out {out}: could not write")
+    assert os.strerror(errno.ENOSPC) in lines[0] and "rerun the same command" in lines[0]
+    states = list((out / "tuning").rglob("*.json"))
+    assert states and not list(out.rglob("*.partial"))
+    for state in states:  # Whole, and no trial marked failed by the full disk.
+        assert json.loads(state.read_text()).get("status") in (None, "RUNNING", "COMPLETED")
+    remount("size=8m")
+    assert run_cli(*search, "--out", out) == 0
+    assert run_cli(*search, "--out", tmp_path / "uninterrupted") == 0
+
+    def trials(folder):
+        stages = json.loads((folder / "tuning.json").read_text())["stages"]
+        return [[(t["hyperparameters"], t["fold_scores"]) for t in stage["trials"]]
+                for stage in stages]
+
+    assert trials(out) == trials(tmp_path / "uninterrupted")
+
+
 # --- failures found after TensorFlow is imported -------------------------------
 
 SLOW = [

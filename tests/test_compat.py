@@ -48,3 +48,29 @@ def test_a_parser_reads_negative_looking_values_as_values():
         parser.parse_args(["--decay", "-1e-3"])
     compat.read_negative_values(parser, re.compile(r"^-\d"))
     assert parser.parse_args(["--decay", "-1e-3"]).decay == -1e-3
+
+
+def test_a_state_file_that_cannot_be_written_keeps_its_old_content(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from keras_tuner.errors import FatalError
+    from keras_tuner.src import utils
+
+    original = utils.save_json
+    state = tmp_path / "oracle.json"
+    with compat.whole_state_files():
+        assert utils.save_json is not original
+        utils.save_json(str(state), {"trials": 1})
+        assert state.read_text() == '{"trials": 1}'
+
+        def full(*args):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(OSError) as raised:
+            utils.save_json(str(state), {"trials": 2})
+    # Passed on by KerasTuner (a FatalError), not taken for the trial's own failure.
+    assert isinstance(raised.value, FatalError) and raised.value.errno == errno.ENOSPC
+    assert state.read_text() == '{"trials": 1}' and list(tmp_path.iterdir()) == [state]
+    assert utils.save_json is original

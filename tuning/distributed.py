@@ -142,11 +142,12 @@ def search(tuner, *fit_args, **fit_kwargs) -> None:
     On the chief, KerasTuner's `search` serves the oracle through
     `oracle_chief.start_server`; for the call, that is replaced by `serve`.
     """
-    if role() != "chief":
-        tuner.search(*fit_args, **fit_kwargs)
-        return
-    with compat.oracle_server(serve):
-        tuner.search(*fit_args, **fit_kwargs)
+    with compat.whole_state_files():  # A full disk must not leave a search unresumable.
+        if role() != "chief":
+            tuner.search(*fit_args, **fit_kwargs)
+            return
+        with compat.oracle_server(serve):
+            tuner.search(*fit_args, **fit_kwargs)
 
 
 def serve(oracle) -> None:
