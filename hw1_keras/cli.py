@@ -38,7 +38,7 @@ BENCH_FLAGS = {
     "seeds": (("regression", "mnist", "tune"), None),
     "skip_plain": (("regression",), False),
     "data": (("mnist", "distribute", "photos"), None),
-    "model": (("photos",), None),
+    "model": (("photos", "inputs"), None),
     "parts": (("mnist",), ["throughput", "quick"]),
     "cv": (("tune",), "interior"),
     "family": (("tune",), False),
@@ -55,6 +55,7 @@ BENCHMARKS = {
     "tune --family": "benchmarks.tune_family:main",
     "distribute": "benchmarks.distribute:main",
     "photos": "benchmarks.photos:main",
+    "inputs": "benchmarks.inputs:main",
 }
 # The --tune options of each task, as argparse destinations.
 REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
@@ -143,11 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task's benchmark and print the figures BENCHMARKS.md records, "
                     "then a JSON summary.",
     )
-    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute", "photos"],
+    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute", "photos", "inputs"],
                        help="which benchmark (tune: regression --tune, about 7 min; "
                             "distribute: mirrored overhead and 2 workers on loopback, "
                             "needs --data; photos: predict on photographed test digits, "
-                            "needs --data and --model)")
+                            "needs --data and --model; inputs: the bad-input battery, refusal "
+                            "times, predict's memory on a huge image with --model)")
     bench.add_argument("--seeds", type=_positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
@@ -156,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--data", metavar="NPZ",
                        help="mnist, distribute, photos: a local MNIST .npz (required)")
     bench.add_argument("--model", metavar="DIR",
-                       help="photos: an MNIST run's saved_model (required)")
+                       help="photos: an MNIST run's saved_model (required); inputs: an MNIST "
+                            "export for predict's memory (optional)")
     bench.add_argument("--parts", type=_parts, default=None,
                        help="mnist: comma-separated parts among throughput,precision,quick,"
                             "accuracy,resume (default: throughput,quick; accuracy takes ~25 "

@@ -447,28 +447,23 @@ def test_bad_input_found_after_tensorflow_is_one_line(template, fragment, files,
 
 
 @pytest.mark.integration
-def test_bad_files_are_refused_in_well_under_a_second_without_tensorflow(files, repo_root):
-    """In a fresh process: no TensorFlow imported, and the seconds each refusal took."""
+def test_bad_files_are_refused_before_tensorflow_is_imported(files, repo_root):
+    """In a fresh process: refused, and no TensorFlow imported."""
     cases = [["mnist", "--data", files["npz_x0d"]], ["mnist", "--data", files["fifo"]],
              ["regression", "--train", files["nan"], "--test", files["good"]],
              ["mnist", "--data", files["npz_ok"]]]
     script = (
-        "import contextlib, io, json, sys, time\n"
+        "import contextlib, io, json, sys\n"
         "from hw1_keras.cli import main\n"
-        "seconds = []\n"
         f"for argv in {cases!r}:\n"
-        "    start = time.perf_counter()\n"
         "    with contextlib.redirect_stderr(io.StringIO()):\n"
         "        assert main(argv) == 2, argv\n"
-        "    seconds.append(time.perf_counter() - start)\n"
-        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules, 'seconds': seconds}))\n")
+        "print(json.dumps({'tensorflow': 'tensorflow' in sys.modules}))\n")
     result = subprocess.run([sys.executable, "-c", script], cwd=repo_root, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    assert report["tensorflow"] is False
-    assert max(report["seconds"]) < 0.5, report
-    print("seconds to refuse each file:", [f"{s:.4f}" for s in report["seconds"]])
+    assert report["tensorflow"] is False  # How fast: `python run.py bench inputs`.
 
 
 # --- out of memory and failed writes, in this process ---------------------------

@@ -47,7 +47,7 @@ def counting_fits(crash_at=None, eager=False):
     With `eager`, every model (the retrained winner too) trains eagerly.
     """
     from hw1_keras.mnist import model as mnist_model
-    from tuning.mnist_studies import StudyHyperModel
+    from tuning.mnist_trial import StudyHyperModel
 
     trained = []
     fit = StudyHyperModel.fit
@@ -119,7 +119,7 @@ def test_each_study_varies_only_its_own_setting():
 def test_batch_norm_statistics_are_the_mean_over_the_settling_batches():
     import keras
 
-    from tuning.mnist_studies import SETTLE_BATCH_SIZE, SettledBatchNorm
+    from tuning.mnist_trial import SETTLE_BATCH_SIZE, SettledBatchNorm
 
     images = np.stack([np.full((28, 28), 10 * i, np.uint8) for i in range(3)])
     images = np.repeat(images, SETTLE_BATCH_SIZE, axis=0)  # Batch i: every pixel 10 i.
@@ -187,7 +187,7 @@ def test_each_trial_keeps_which_validation_images_its_best_epoch_got_right(tuned
     # In the oracle's own files, which a resumed search and a distributed chief read.
     from keras_tuner.src.engine.trial import Trial
 
-    from tuning.mnist_studies import correct_from_metrics
+    from tuning.mnist_trial import correct_from_metrics
 
     run_dir, _ = tuned
     files = sorted((run_dir / "tuning" / "dense").glob("trial_*/trial.json"))
@@ -201,7 +201,7 @@ def test_each_trial_keeps_which_validation_images_its_best_epoch_got_right(tuned
 
 
 def test_correct_masks_survive_the_metrics_they_travel_as():
-    from tuning.mnist_studies import CORRECT_BITS, correct_from_metrics, correct_metrics
+    from tuning.mnist_trial import CORRECT_BITS, correct_from_metrics, correct_metrics
 
     mask = np.random.default_rng(1).random(12_000) > 0.3
     metrics = correct_metrics(mask)
@@ -443,8 +443,8 @@ def test_a_study_settles_batch_norm_on_batches_like_its_training_ones(monkeypatc
     import keras_tuner
 
     from hw1_keras.mnist.model import MnistHyperModel
-    from tuning.mnist_studies import (SETTLE_BATCH_SIZE, SETTLE_BATCHES, SettledBatchNorm,
-                                      StudyHyperModel)
+    from tuning.mnist_trial import (SETTLE_BATCH_SIZE, SETTLE_BATCHES, SettledBatchNorm,
+                                    StudyHyperModel)
 
     seen = {}
     monkeypatch.setattr(MnistHyperModel, "fit",

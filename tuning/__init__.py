@@ -9,8 +9,10 @@
   a k-fold grid, the winner trained and exported like a plain run.
 * `tuning.mnist_studies`: `python run.py mnist --tune`, the homework's
   one-factor studies as grid searches, the best setting retrained and
-  exported like a plain run; `tuning.mnist_settings` holds the studies and
-  the options, importable without TensorFlow.
+  exported like a plain run; `tuning.mnist_trial` trains one setting,
+  `tuning.mnist_report` reads the trials into the decision and the reports,
+  `tuning.mnist_settings` holds the studies, the options and the rules,
+  importable without TensorFlow.
 * `tuning.distributed`: KerasTuner's chief/worker mode for searches in stages.
 * `tuning.resume`: resume a search in a run folder, refuse to mix two.
 * `tuning.grid`: a KerasTuner `GridSearch` that walks on after a reload.
