@@ -71,7 +71,7 @@ FAST_ERRORS = [
      ["--data applies to bench mnist, distribute and photos, not bench regression; "
       "leave it out"]),
     ("bench_model_for_mnist", ["bench", "mnist", "--model", "m"],
-     ["--model applies to bench photos, not bench mnist; leave it out"]),
+     ["--model applies to bench photos and inputs, not bench mnist; leave it out"]),
     ("bench_parts_for_tune", ["bench", "tune", "--parts", "precision"],
      ["--parts applies to bench mnist, not bench tune"]),
     ("empty_out", ["mnist", "--out", ""],
