@@ -29,7 +29,8 @@ from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.mnist.model import build_model, hyperparameters
 from hw1_keras.mnist.train import LOG, read_log
 from hw1_keras.errors import InputError
-from hw1_keras.runs import check_run_dir, make_run_dir, read_json
+from hw1_keras.rerun import check_run_dir
+from hw1_keras.runs import make_run_dir, read_json
 from hw1_keras.training import seed_everything
 
 THROUGHPUT_STEPS = 120  # Batches timed per pipeline, after a warm-up.

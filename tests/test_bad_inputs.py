@@ -391,7 +391,7 @@ def test_a_disk_that_fills_during_a_search_leaves_it_resumable(small_tmpfs, tmp_
     monkeypatch.setattr(tuning.regression, "GRID_FACTORS", (1.0, 3.0))
     point, remount = small_tmpfs
     remount("size=40k")  # The first two stages fit; the grid's trials do not.
-    search = ["regression", "--tune", "--trials", "2", "--folds", "2", "--epochs", "4",
+    search = ["regression", "--tune", "--trials", "1", "--folds", "2", "--epochs", "4",
               "--log-every", "2", "--jit", "off"]
     out = point / "run"
     capsys.readouterr()
@@ -399,6 +399,7 @@ def test_a_disk_that_fills_during_a_search_leaves_it_resumable(small_tmpfs, tmp_
     lines = capsys.readouterr().err.splitlines()
     assert_refused(status, lines, f"--out {out}: could not write")
     assert os.strerror(errno.ENOSPC) in lines[0] and "rerun the same command" in lines[0]
+    assert not (out / "tuning.json").exists()  # Stopped inside the search.
     states = list((out / "tuning").rglob("*.json"))
     assert states and not list(out.rglob("*.partial"))
     for state in states:  # Whole, and no trial marked failed by the full disk.
@@ -578,6 +579,6 @@ def test_a_diverged_mnist_run_leaves_nothing_that_refuses_a_lower_rate(small_npz
                    "training diverged (loss ")
     assert list(out.iterdir()) == []
     # So the same command with a lower rate is not refused as "other settings".
-    from hw1_keras.runs import check_run_dir
+    from hw1_keras.rerun import check_run_dir
 
     check_run_dir(out, {"task": "mnist", "learning_rate": 0.001})

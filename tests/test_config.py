@@ -97,7 +97,8 @@ def test_train_and_test_paths_parse_as_strings(tmp_path, monkeypatch):
 
 def test_a_file_named_from_another_folder_is_recorded_as_the_same_file(tmp_path, monkeypatch):
     from hw1_keras.mnist.config import MnistConfig
-    from hw1_keras.runs import check_run_dir, write_json
+    from hw1_keras.rerun import check_run_dir
+    from hw1_keras.runs import write_json
     from tuning.mnist_settings import StudySettings
 
     (tmp_path / "data").mkdir()

@@ -8,9 +8,10 @@ import os
 
 import pytest
 
-from hw1_keras import runs
+from hw1_keras import rerun, runs
 from hw1_keras.errors import InputError
-from hw1_keras.runs import check_run_dir, describe_changes, make_run_dir, read_json, write_json
+from hw1_keras.rerun import check_run_dir, describe_changes
+from hw1_keras.runs import make_run_dir, read_json, write_json
 
 
 def test_make_run_dir_creates_and_reuses_a_folder(tmp_path):
@@ -106,10 +107,10 @@ def test_the_two_tasks_configurations_are_told_apart():
     from hw1_keras.regression.config import RegressionConfig
 
     regression, mnist = to_dict(RegressionConfig()), to_dict(MnistConfig())
-    assert not runs.same_task(regression, mnist) and not runs.same_task(mnist, regression)
+    assert not rerun.same_task(regression, mnist) and not rerun.same_task(mnist, regression)
     for config in (regression, mnist):
-        assert runs.same_task(config, {**config, "added": 1})
-        assert runs.same_task(config, {k: v for k, v in config.items() if k != "seed"})
+        assert rerun.same_task(config, {**config, "added": 1})
+        assert rerun.same_task(config, {k: v for k, v in config.items() if k != "seed"})
 
 
 @pytest.mark.parametrize("content, why", [

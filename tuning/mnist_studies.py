@@ -54,7 +54,8 @@ from hw1_keras.errors import InputError
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.train import BACKUP, train_and_export
-from hw1_keras.runs import RUNS_ROOT, changes_from_saved, make_run_dir
+from hw1_keras.rerun import changes_from_saved
+from hw1_keras.runs import RUNS_ROOT, make_run_dir
 from hw1_keras.text import plural
 from tuning import distributed, resume
 from tuning.mnist_report import (decision_lines, setting_results, steps_line, study_records,

@@ -14,7 +14,8 @@ import shutil
 from pathlib import Path
 
 from hw1_keras.errors import InputError
-from hw1_keras.runs import describe_changes, read_settings, same_task, write_json
+from hw1_keras.rerun import describe_changes, read_settings, same_task
+from hw1_keras.runs import write_json
 
 IDENTITY_FILE = "search.json"
 

@@ -151,6 +151,6 @@ def quick_preset() -> MnistConfig:
 
 
 def flag_presets() -> dict[str, dict]:
-    """The fields each preset flag sets, for `hw1_keras.runs.check_run_dir`'s advice."""
+    """The fields each preset flag sets, for `hw1_keras.rerun.check_run_dir`'s advice."""
     default, quick = dataclasses.asdict(MnistConfig()), dataclasses.asdict(quick_preset())
     return {"--quick": {key: value for key, value in quick.items() if default[key] != value}}

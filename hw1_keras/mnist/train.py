@@ -23,8 +23,8 @@ from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig, flag_presets
 from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.onnx_serving import MNIST
-from hw1_keras.runs import (changes_from_saved, check_run_dir, make_run_dir, read_json,
-                            write_json, write_text)
+from hw1_keras.rerun import changes_from_saved, check_run_dir
+from hw1_keras.runs import make_run_dir, read_json, write_json, write_text
 from hw1_keras.training import (CHANCE_LOSS_10, BestCheckpoint, Diverged, EpochTimer,
                                 ResumingBackup, ValidateAveragedWeights, WorkerBackupAndRestore,
                                 divergence_callbacks, seed_everything)

@@ -17,7 +17,8 @@ from hw1_keras.export import export_saved_model
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, epochs_per_call, hyperparameters
-from hw1_keras.runs import begin_results, check_run_dir, make_run_dir, write_json
+from hw1_keras.rerun import check_run_dir
+from hw1_keras.runs import begin_results, make_run_dir, write_json
 from hw1_keras.training import ProgressLine, divergence_callbacks, seed_everything
 
 # A spacing between neighbouring training points counts as a dark interval in
