@@ -229,6 +229,9 @@ def stacked_epoch_blocks(xs, ys, *, batch_size: int, epochs: int, epochs_per_cal
             f"epoch at batch size {batch_size}; stacking needs the same number"
         )
     seeds = [seed] * len(xs) if isinstance(seed, int) else list(seed)
+    if len({len(x) for x in xs}) == 1:
+        return _equal_size_blocks(xs, ys, seeds, batch_size=batch_size, epochs=epochs,
+                                  epochs_per_call=epochs_per_call)
     parts = tuple(
         epoch_blocks(x, y, batch_size=batch_size, epochs=epochs,
                      epochs_per_call=epochs_per_call, seed=copy_seed)
@@ -239,6 +242,48 @@ def stacked_epoch_blocks(xs, ys, *, batch_size: int, epochs: int, epochs_per_cal
         return tuple(tf.stack(tensors, axis=1) for tensors in zip(*copies))
 
     return tf.data.Dataset.zip(parts).map(stack)
+
+
+def _equal_size_blocks(xs, ys, seeds: list[int], *, batch_size: int, epochs: int,
+                       epochs_per_call: int) -> tf.data.Dataset:
+    """`stacked_epoch_blocks` for sets of one size (an ensemble's, equal folds): one pipeline.
+
+    The same blocks as zipping k `epoch_blocks` pipelines, from the same draws
+    (`[seed_i, epoch]` for copy i), but each epoch's k orders are sorted and
+    gathered at once. The per-element cost of a tf.data pipeline, not the
+    network, is what k copies of a 1k-parameter network pay for: zipped, five
+    copies' batches took 4.6 times one copy's.
+    """
+    copies, count = len(xs), len(xs[0])
+    steps = steps_per_epoch(count, batch_size)
+    padding = steps * batch_size - count
+    x, y = tf.constant(np.stack(xs)), tf.constant(np.stack(ys))
+    seeds = tf.constant(seeds, tf.int64)
+
+    def cut(t):  # (k, steps * batch, ...) -> (steps, k, batch, ...)
+        t = tf.reshape(t, [copies, steps, batch_size, *t.shape[2:]])
+        return tf.transpose(t, [1, 0, *range(2, len(t.shape))])
+
+    def one_epoch(epoch):
+        noise = tf.stack([tf.random.stateless_uniform([count], seed=tf.stack([seeds[i], epoch]))
+                          for i in range(copies)])
+        order = tf.argsort(noise, axis=1)  # Ties keep index order, as for one copy.
+        order = tf.concat([order, tf.zeros([copies, padding], order.dtype)], axis=1)
+        weight = tf.tile(tf.concat([tf.ones([count]), tf.zeros([padding])], axis=0)[None],
+                         [copies, 1])
+        return (cut(tf.gather(x, order, batch_dims=1)), cut(tf.gather(y, order, batch_dims=1)),
+                cut(weight))
+
+    def merge_epochs(*tensors):
+        return tuple(tf.reshape(t, [-1, *t.shape[2:]]) for t in tensors)
+
+    return (
+        tf.data.Dataset.range(epochs)
+        .map(one_epoch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(epochs_per_call)
+        .map(merge_epochs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 def stacked_validation(xs, ys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -146,3 +146,23 @@ def test_folds_trained_one_by_one_each_get_their_own_callbacks():
     hypermodel.fit_folds(hp, fresh_models(hp, 2), TRAIN.x[:9], TRAIN.y[:9],
                          kfold_indices(9, 2, seed=0), callbacks=[original])
     assert original.epochs == 0  # Copies trained; the caller's object is untouched.
+
+
+@pytest.mark.parametrize("count, batch, copies", [(7, 3, 3), (100, 50, 5), (80, 30, 2)])
+def test_sets_of_one_size_get_each_copys_own_batches_from_one_pipeline(count, batch, copies):
+    from hw1_keras.multistep import epoch_blocks
+
+    rng = np.random.default_rng(count)
+    xs = [rng.normal(size=(count, 1)).astype(np.float32) for _ in range(copies)]
+    ys = [rng.normal(size=(count, 1)).astype(np.float32) for _ in range(copies)]
+    seeds = [3 + copy for copy in range(copies)]
+    stacked = list(stacked_epoch_blocks(xs, ys, batch_size=batch, epochs=7, epochs_per_call=3,
+                                        seed=seeds))
+    alone = [list(epoch_blocks(xs[copy], ys[copy], batch_size=batch, epochs=7,
+                               epochs_per_call=3, seed=seeds[copy])) for copy in range(copies)]
+    assert len(stacked) == 3  # Calls of 3, 3 and 1 epochs.
+    for index, block in enumerate(stacked):
+        for part in range(3):  # x, y, sample weights
+            for copy in range(copies):
+                np.testing.assert_array_equal(block[part].numpy()[:, copy],
+                                              alone[copy][index][part].numpy())
