@@ -264,15 +264,18 @@ def _equal_size_blocks(xs, ys, seeds: list[int], *, batch_size: int, epochs: int
         t = tf.reshape(t, [copies, steps, batch_size, *t.shape[2:]])
         return tf.transpose(t, [1, 0, *range(2, len(t.shape))])
 
+    # The same every epoch: 1 for each real sample, 0 for the padding.
+    weight = cut(tf.constant(np.repeat([[1.0] * count + [0.0] * padding], copies, axis=0),
+                             tf.float32))
+
     def one_epoch(epoch):
         noise = tf.stack([tf.random.stateless_uniform([count], seed=tf.stack([seeds[i], epoch]))
                           for i in range(copies)])
         order = tf.argsort(noise, axis=1)  # Ties keep index order, as for one copy.
-        order = tf.concat([order, tf.zeros([copies, padding], order.dtype)], axis=1)
-        weight = tf.tile(tf.concat([tf.ones([count]), tf.zeros([padding])], axis=0)[None],
-                         [copies, 1])
+        if padding:
+            order = tf.concat([order, tf.zeros([copies, padding], order.dtype)], axis=1)
         return (cut(tf.gather(x, order, batch_dims=1)), cut(tf.gather(y, order, batch_dims=1)),
-                cut(weight))
+                weight)
 
     def merge_epochs(*tensors):
         return tuple(tf.reshape(t, [-1, *t.shape[2:]]) for t in tensors)
