@@ -66,9 +66,17 @@ def epoch_blocks(
         cut = lambda t: tf.reshape(t, [steps_per_epoch, batch_size, *t.shape[1:]])  # noqa: E731
         return cut(tf.gather(x, order)), cut(tf.gather(y, order)), cut(weight)
 
-    def merge_epochs(xs, ys, ws):
-        flat = lambda t: tf.reshape(t, [-1, *t.shape[2:]])  # noqa: E731
-        return flat(xs), flat(ys), flat(ws)
+    return blocks_of_epochs(one_epoch, epochs=epochs, epochs_per_call=epochs_per_call)
+
+
+def blocks_of_epochs(one_epoch, *, epochs: int, epochs_per_call: int) -> tf.data.Dataset:
+    """`one_epoch(epoch)`'s tensors for every epoch, `epochs_per_call` epochs to an element.
+
+    Each tensor's first axis (an epoch's steps) runs on across the epochs of
+    an element; the last element holds the rest.
+    """
+    def merge_epochs(*tensors):
+        return tuple(tf.reshape(t, [-1, *t.shape[2:]]) for t in tensors)
 
     return (
         tf.data.Dataset.range(epochs)

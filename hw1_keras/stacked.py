@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
+from hw1_keras.multistep import MultiStepTrainer, blocks_of_epochs, epoch_blocks
 
 
 def dense_chain(model: keras.Model) -> list[layers.Dense]:
@@ -277,16 +277,7 @@ def _equal_size_blocks(xs, ys, seeds: list[int], *, batch_size: int, epochs: int
         return (cut(tf.gather(x, order, batch_dims=1)), cut(tf.gather(y, order, batch_dims=1)),
                 weight)
 
-    def merge_epochs(*tensors):
-        return tuple(tf.reshape(t, [-1, *t.shape[2:]]) for t in tensors)
-
-    return (
-        tf.data.Dataset.range(epochs)
-        .map(one_epoch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(epochs_per_call)
-        .map(merge_epochs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return blocks_of_epochs(one_epoch, epochs=epochs, epochs_per_call=epochs_per_call)
 
 
 def stacked_validation(xs, ys) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
