@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from hw1_keras.mnist.config import MnistConfig
+from tuning.mnist_combine import (Candidate, SettingResult, choose, combine,
+                                  paired_difference)
 from tuning.mnist_settings import (
-    STUDIES, Candidate, SettingResult, apply_setting, choose, combination_changes,
-    combination_study, combination_value, combine, paired_difference, scaled_learning_rate,
-    setting_label, steps_per_epoch, study, trial_budget)
+    STUDIES, apply_setting, combination_changes, combination_study, combination_value,
+    scaled_learning_rate, setting_label, steps_per_epoch, study, trial_budget)
 
 BASE = MnistConfig()  # Batch 128, 2 blocks (32/64), batch norm on, augmented copy.
 VALIDATION = 12_000

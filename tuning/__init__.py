@@ -11,7 +11,8 @@
   one-factor studies as grid searches, the best setting retrained and
   exported like a plain run; `tuning.mnist_trial` trains one setting,
   `tuning.mnist_report` reads the trials into the decision and the reports,
-  `tuning.mnist_settings` holds the studies, the options and the rules,
+  `tuning.mnist_settings` holds the studies, the options and the budget,
+  `tuning.mnist_combine` the rule from studies to one model, both
   importable without TensorFlow.
 * `tuning.distributed`: KerasTuner's chief/worker mode for searches in stages.
 * `tuning.resume`: resume a search in a run folder, refuse to mix two.

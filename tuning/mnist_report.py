@@ -1,7 +1,7 @@
 """What `mnist --tune` decides and leaves in the run folder, read from its studies' trials.
 
 `study_records` reads each trial from its oracle; `setting_results` hands them
-to `tuning.mnist_settings.combine`; `summarize` makes `tuning.json`'s content
+to `tuning.mnist_combine.combine`; `summarize` makes `tuning.json`'s content
 (every trial, each study's verdict, the check of the winners together, the
 choice); `write_reports` writes it with `studies.md` and `studies/<study>.png`.
 """
@@ -19,10 +19,10 @@ from hw1_keras.config import to_dict
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.runs import write_json
 from hw1_keras.text import counted, plural
-from tuning.mnist_settings import (BUDGET_RULE, COMBINED, NOISE_SES, Candidate, Paired,
-                                   SettingResult, Study, apply_setting, choose,
-                                   combination_study, paired_difference, setting_label,
-                                   trial_budget)
+from tuning.mnist_combine import (NOISE_SES, Candidate, Paired, SettingResult, choose,
+                                  paired_difference)
+from tuning.mnist_settings import (BUDGET_RULE, COMBINED, Study, apply_setting,
+                                   combination_study, setting_label, trial_budget)
 from tuning.mnist_trial import (CORRECT_METRIC, OBJECTIVE, SETTLE_BATCH_SIZE, SETTLE_BATCHES,
                                 config_key, correct_from_metrics)
 from tuning.progress import trial_number

@@ -20,7 +20,7 @@ The configuration of the run recurs in every study (its own depth, its own
 filters, ...). A setting whose configuration an earlier study already trained
 is not trained again: its trial gets the earlier trial's results.
 
-From the studies to one model (`tuning.mnist_settings.combine`): each study's
+From the studies to one model (`tuning.mnist_combine.combine`): each study's
 best setting changes the configuration only where it beats the run's own
 setting by more than `NOISE_SES` standard errors of their paired, per-image
 difference on the validation set. Those winners are applied together and the
@@ -60,8 +60,9 @@ from hw1_keras.text import plural
 from tuning import distributed, resume
 from tuning.mnist_report import (decision_lines, setting_results, steps_line, study_records,
                                  summarize, verdict_lines, write_reports)
+from tuning.mnist_combine import combine
 from tuning.mnist_settings import (COMBINED, QUICK_TRIAL_IMAGES, Study, StudySettings,
-                                   combination_study, combine, setting_label)
+                                   combination_study, setting_label)
 from tuning.mnist_trial import OBJECTIVE, StudyHyperModel, StudySearch
 
 TUNING_DIR = "tuning"
