@@ -123,3 +123,24 @@ def test_load_gives_the_homework_split_sizes(mnist_file):
     assert data.y_train.dtype == np.int64
     np.testing.assert_array_equal(np.bincount(data.y_test),
                                   [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+@pytest.mark.parametrize("error, reason", [
+    (Exception("URL fetch failure on https://example.org/mnist.npz: None -- [Errno -3] "
+               "Temporary failure in name resolution"),
+     "([Errno -3] Temporary failure in name resolution)"),
+    (OSError(), "(OSError)"),
+    (Exception("x" * 300), "(..." + "x" * 97 + ")"),
+])
+def test_a_failed_download_says_why_in_one_line(monkeypatch, error, reason):
+    import keras
+
+    def fail():
+        raise error
+
+    monkeypatch.setattr(keras.datasets.mnist, "load_data", fail)
+    with pytest.raises(InputError) as raised:
+        mnist_data.load_arrays(None)
+    message = str(raised.value)
+    assert f"could not download MNIST {reason}; pass --data PATH.npz" in message
+    assert "\n" not in message

@@ -44,10 +44,21 @@ def load_arrays(path: str | None):
             return keras.datasets.mnist.load_data()
         except Exception as error:  # Any network or cache failure means the same.
             raise InputError(
-                f"could not download MNIST ({type(error).__name__}); pass --data PATH.npz, "
+                f"could not download MNIST ({_cause(error)}); pass --data PATH.npz, "
                 "a local copy in the layout keras.datasets.mnist.load_data() returns"
             ) from None
     return _read_npz(Path(path))
+
+
+def _cause(error: BaseException, limit: int = 100) -> str:
+    """The last words of a download's error, on one short line.
+
+    Keras says `URL fetch failure on <url>: None -- [Errno -3] Temporary
+    failure in name resolution`; the reason is at the end.
+    """
+    text = " ".join(str(error).split()) or type(error).__name__
+    reason = text.rsplit(" -- ", 1)[-1]
+    return reason if len(reason) <= limit else "..." + reason[-(limit - 3):]
 
 
 def check_file(path: str | None, validation_size: int | None) -> None:
