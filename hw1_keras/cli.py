@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 
-from hw1_keras import compat, inputs, process
-from hw1_keras.config import MAX_COUNT, add_config_arguments, config_from_args
+from hw1_keras import arguments, inputs, process
+from hw1_keras.config import add_config_arguments, config_from_args
 from hw1_keras.devices import DeviceConfig
-from hw1_keras.errors import InputError, one_line
-from hw1_keras.process import EXIT_BAD_INPUT
+from hw1_keras.errors import InputError
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.text import PROG
@@ -28,10 +26,6 @@ from tuning.mnist_settings import (
 )
 from tuning.settings import CV_HELP, CV_KINDS, DEFAULT_FOLDS, DEFAULT_TRIALS, TuneSettings
 
-# What starts a negative value, never a flag: a digit (-3, -1e-3, -5., a list
-# -3,4), a point and a digit (-.5), or inf or nan as Python's float() reads
-# them (-inf, -Infinity). argparse itself takes only -3 and -0.5 for numbers.
-NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
 PARTS = ("throughput", "precision", "quick", "accuracy", "resume")  # Of bench mnist.
 # Which benchmarks read each `bench` flag, and the flag's value when not given.
 BENCH_FLAGS = {
@@ -62,43 +56,14 @@ REGRESSION_TUNE_OPTIONS = ("trials", "folds", "homework_grid", "fresh", "cv")
 MNIST_TUNE_OPTIONS = ("studies", "trials", "epochs_per_trial", "trial_images", "fresh")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line: what was wrong, then `--help`.
-
-    A value that starts like a negative number is a value, never a flag, for
-    every flag and positional argument: `--weight-decay -1e-3` and `--units
-    -3,4` reach their flags' own checks (argparse alone would read `-1e-3` as
-    an unknown flag and say that --weight-decay "expected one argument").
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        compat.read_negative_values(self, NEGATIVE_VALUE)  # Subparsers are OneLineParsers too.
-
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT,
-                  one_line(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
-
-    def parse_args(self, args=None, namespace=None):
-        # argparse reports a subcommand's unknown flags from the top parser;
-        # name the subcommand, whose --help lists the flags it does take.
-        parsed, unknown = self.parse_known_args(args, namespace)
-        if unknown:
-            command = getattr(parsed, "command", None)
-            prog = f"{self.prog} {command}" if command else self.prog
-            self.exit(EXIT_BAD_INPUT, one_line(f"{prog}: error: unrecognized arguments: "
-                                               f"{' '.join(unknown)} (see {prog} --help)") + "\n")
-        return parsed
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The whole CLI, one subparser per command."""
-    parser = OneLineParser(
+    parser = arguments.OneLineParser(
         prog=PROG,
         description="The hw1 homework in Keras 3: a 1-D regression MLP and an MNIST CNN.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=OneLineParser)
+                                     parser_class=arguments.OneLineParser)
 
     regression = commands.add_parser(
         "regression", help="train the regression MLP, plot it and export a SavedModel",
@@ -150,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "needs --data; photos: predict on photographed test digits, "
                             "needs --data and --model; inputs: the bad-input battery, refusal "
                             "times, predict's memory on a huge image with --model)")
-    bench.add_argument("--seeds", type=_positive_int, default=None,
+    bench.add_argument("--seeds", type=arguments.positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
     bench.add_argument("--skip-plain", action="store_true", default=None,
@@ -169,9 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default and tuned, one network and 5 seeds; about 45 min)")
     bench.add_argument("--cv", choices=CV_KINDS, default=None,
                        help="tune: the search's folds (default: interior, as --tune's)")
-    bench.add_argument("--resume-epochs", type=_positive_int, default=None,
+    bench.add_argument("--resume-epochs", type=arguments.positive_int, default=None,
                        help="mnist resume part: epochs of the killed run (default: 4)")
-    bench.add_argument("--out", metavar="DIR", type=_folder,
+    bench.add_argument("--out", metavar="DIR", type=arguments.folder,
                        help="mnist: where its runs go (default: runs/bench-mnist); tune: a "
                             "new folder for the timed search (default: a temporary one); "
                             "tune --family: where each data set's result is kept, so that a "
@@ -189,17 +154,8 @@ def _benchmark(args: argparse.Namespace):
 
 
 def _add_out(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", metavar="DIR", type=_folder,
+    parser.add_argument("--out", metavar="DIR", type=arguments.folder,
                         help="run folder (default: runs/<task>-<date>-<time>)")
-
-
-def _folder(text: str) -> str:
-    # An empty --out (an unset shell variable, say) is no folder; taken for
-    # "not given", the run would land under runs/ unnoticed.
-    if not text.strip():
-        raise argparse.ArgumentTypeError(f"got {text!r}; expected a folder's path, or omit "
-                                         "--out for the default one")
-    return text
 
 
 def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
@@ -215,10 +171,10 @@ def _add_tune_arguments(parser: argparse.ArgumentParser) -> None:
         "for that).")
     group.add_argument("--tune", action="store_true",
                        help="search the hyperparameters before training (see above)")
-    group.add_argument("--trials", type=_nonnegative_int, default=None,
+    group.add_argument("--trials", type=arguments.nonnegative_int, default=None,
                        help=f"random-search trials; 0 skips it and centres the grid on the "
                             f"configured model (default: {DEFAULT_TRIALS})")
-    group.add_argument("--folds", type=_folds, default=None,
+    group.add_argument("--folds", type=arguments.folds, default=None,
                        help=f"k of the grid's k-fold cross-validation (default: "
                             f"{DEFAULT_FOLDS}, as the homework)")
     group.add_argument("--homework-grid", action="store_true", default=None,
@@ -247,13 +203,13 @@ def _add_mnist_tune_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--studies", type=_studies, default=None,
                        help=f"which studies, in this order (default: all, "
                             f"{','.join(STUDY_NAMES)})")
-    group.add_argument("--trials", type=_positive_int, default=None,
+    group.add_argument("--trials", type=arguments.positive_int, default=None,
                        help="at most this many settings in all, studies in order (default: "
                             "all 19); rerun with more to continue")
-    group.add_argument("--epochs-per-trial", type=_positive_int, default=None,
+    group.add_argument("--epochs-per-trial", type=arguments.positive_int, default=None,
                        help=f"epochs each setting trains (default: {DEFAULT_EPOCHS_PER_TRIAL}; "
                             f"--quick: {QUICK_EPOCHS_PER_TRIAL})")
-    group.add_argument("--trial-images", type=_positive_int, default=None,
+    group.add_argument("--trial-images", type=arguments.positive_int, default=None,
                        help=f"training images each setting sees (default: all; --quick: "
                             f"{QUICK_TRIAL_IMAGES:,})")
     group.add_argument("--fresh", action="store_true", default=None,
@@ -294,28 +250,6 @@ def _studies(text: str) -> tuple[str, ...]:
     return names
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0, at "
-                                         f"most {MAX_COUNT:,}")
-    return value
-
-
-def _folds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 2 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: k-fold cross-validation needs a whole number of folds >= 2")
-    return value
-
-
 def _parts(text: str) -> list[str]:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [part for part in parts if part not in PARTS]
@@ -323,17 +257,6 @@ def _parts(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"got {text!r}; expected a comma-separated list of {','.join(PARTS)}")
     return parts
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1, at "
-                                         f"most {MAX_COUNT:,}")
-    return value
 
 
 def _device(args: argparse.Namespace, tune: bool) -> DeviceConfig:
