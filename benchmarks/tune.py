@@ -29,7 +29,7 @@ from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, build_model, hyperparameters
 from hw1_keras.regression.train import evaluate, train_model
 from tuning.kfold import cv_folds
-from tuning.regression import config_from_values, describe
+from tuning.regression_space import config_from_values, describe
 from tuning.settings import DEFAULT_FOLDS
 
 QUALITY_KEYS = ("test_mse", "test_mse_gaps", "test_mse_outside", "train_mse")

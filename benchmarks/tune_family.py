@@ -35,7 +35,8 @@ from hw1_keras.export import load_endpoint
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.train import evaluate, train_model
-from tuning.regression import describe, tune
+from tuning.regression import tune
+from tuning.regression_space import describe
 from tuning.settings import TuneSettings
 
 # The search's budget per data set, smaller than `regression --tune`'s (20

@@ -386,9 +386,9 @@ def test_a_full_disk_ends_in_one_line_and_the_rerun_finishes_the_run(small_tmpfs
 def test_a_disk_that_fills_during_a_search_leaves_it_resumable(small_tmpfs, tmp_path,
                                                                monkeypatch, capsys):
     """Full in the grid stage: one line; every state file whole; the rerun ends as one run."""
-    import tuning.regression
+    import tuning.regression_space
 
-    monkeypatch.setattr(tuning.regression, "GRID_FACTORS", (1.0, 3.0))
+    monkeypatch.setattr(tuning.regression_space, "GRID_FACTORS", (1.0, 3.0))
     point, remount = small_tmpfs
     remount("size=40k")  # The first two stages fit; the grid's trials do not.
     search = ["regression", "--tune", "--trials", "1", "--folds", "2", "--epochs", "4",

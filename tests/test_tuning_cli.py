@@ -23,9 +23,9 @@ def tiny(trials=2):
 
 @pytest.fixture
 def small_grid(monkeypatch):
-    import tuning.regression
+    import tuning.regression_space
 
-    monkeypatch.setattr(tuning.regression, "GRID_FACTORS", (1.0,))
+    monkeypatch.setattr(tuning.regression_space, "GRID_FACTORS", (1.0,))
 
 
 def trial_lines(text):
@@ -134,7 +134,7 @@ def test_help_lists_the_tune_flags(cli):
 
 
 def test_grid_values_around_a_winner():
-    from tuning.regression import HOMEWORK_GRID, grid_values
+    from tuning.regression_space import HOMEWORK_GRID, grid_values
 
     center = {"learning_rate": 1e-3, "weight_decay": 3e-3, "batch_size": 50}
     grid = grid_values(center, homework=False)
@@ -147,7 +147,7 @@ def test_grid_values_around_a_winner():
 
 
 def test_distance_from_the_own_configuration():
-    from tuning.regression import ARCHITECTURE_DISTANCE, config_values, distance
+    from tuning.regression_space import ARCHITECTURE_DISTANCE, config_values, distance
 
     base = config_values(RegressionConfig())
     assert distance(base, base) == 0

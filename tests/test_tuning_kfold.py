@@ -326,7 +326,7 @@ def test_a_search_of_no_trials_is_refused(tmp_path):
 
 
 def test_an_empty_grid_is_refused():
-    from tuning.regression import grid_space as regression_grid
+    from tuning.regression_space import grid_space as regression_grid
 
     center = {"depth": 1, "units_1": 4, "activation_1": "relu"}
     with pytest.raises(InputError, match="no values for weight_decay"):

@@ -6,7 +6,8 @@
   `tuning.progress`.
 * `tuning.progress`: one line per finished trial for any KerasTuner tuner.
 * `tuning.regression`: `python run.py regression --tune`, a random screen then
-  a k-fold grid, the winner trained and exported like a plain run.
+  a k-fold grid, the winner trained and exported like a plain run;
+  `tuning.regression_space` holds what the stages search.
 * `tuning.mnist_studies`: `python run.py mnist --tune`, the homework's
   one-factor studies as grid searches, the best setting retrained and
   exported like a plain run; `tuning.mnist_trial` trains one setting,
