@@ -61,23 +61,13 @@ def folder(text: str) -> str:
 
 def nonnegative_int(text: str) -> int:
     """A whole number from 0 to `MAX_COUNT`."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 0, at "
-                                         f"most {MAX_COUNT:,}")
-    return value
+    return _count(text, 0)
 
 
 def folds(text: str) -> int:
     """A number of k-fold cross-validation folds: 2 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 2 <= value <= MAX_COUNT:
+    value = _whole(text)
+    if value is None or not 2 <= value <= MAX_COUNT:
         raise argparse.ArgumentTypeError(
             f"{text!r}: k-fold cross-validation needs a whole number of folds >= 2")
     return value
@@ -85,11 +75,19 @@ def folds(text: str) -> int:
 
 def positive_int(text: str) -> int:
     """A whole number from 1 to `MAX_COUNT`."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1, at "
+    return _count(text, 1)
+
+
+def _count(text: str, low: int) -> int:
+    value = _whole(text)
+    if value is None or not low <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= {low}, at "
                                          f"most {MAX_COUNT:,}")
     return value
+
+
+def _whole(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
