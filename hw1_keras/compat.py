@@ -209,10 +209,11 @@ def whole_state_files():
     KerasTuner's own writer.
     """
     import json
-    import os
 
     from keras_tuner.errors import FatalError
     from keras_tuner.src import utils
+
+    from hw1_keras.runs import write_text
 
     class StateWriteError(OSError, FatalError):
         """An `OSError` that KerasTuner passes on instead of failing the trial with it."""
@@ -223,20 +224,11 @@ def whole_state_files():
         if "://" in str(path):
             return original(path, obj)
         text = json.dumps(obj)
-        partial = f"{path}.partial"
         try:
-            with open(partial, "w") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        except BaseException as error:
-            with contextlib.suppress(OSError):
-                os.remove(partial)
-            if isinstance(error, OSError) and not isinstance(error, FatalError):
-                # Not the trial's failure: the search stops, its files as they were.
-                raise StateWriteError(error.errno, error.strerror, error.filename) from None
-            raise
+            write_text(path, text)  # Beside the file, then renamed over it.
+        except OSError as error:
+            # Not the trial's failure: the search stops, its files as they were.
+            raise StateWriteError(error.errno, error.strerror, error.filename) from None
         return text
 
     utils.save_json = save_json

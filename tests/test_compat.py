@@ -67,7 +67,7 @@ def test_a_state_file_that_cannot_be_written_keeps_its_old_content(tmp_path, mon
         def full(*args):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-        monkeypatch.setattr(os, "fsync", full)
+        monkeypatch.setattr(os, "replace", full)
         with pytest.raises(OSError) as raised:
             utils.save_json(str(state), {"trials": 2})
     # Passed on by KerasTuner (a FatalError), not taken for the trial's own failure.
