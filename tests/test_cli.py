@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from hw1_keras.cli import main
+from test_bad_inputs import run_cli
 
 
 def stderr_lines(result) -> list[str]:
@@ -235,10 +235,7 @@ def in_this_process(*argv) -> subprocess.CompletedProcess:
     """`run.py ARGV` as `main(ARGV)` here: the exit status and what it printed."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            status = main([str(arg) for arg in argv])
-        except SystemExit as exit_:  # argparse's errors.
-            status = exit_.code
+        status = run_cli(*argv)
     return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
