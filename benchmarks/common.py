@@ -17,6 +17,11 @@ def row(label: str, value: str, width: int = 52) -> None:
     print(f"  {label:<{width}} {value}", flush=True)
 
 
+def run_py_command(arguments: list[str]) -> list[str]:
+    """`python run.py ARGUMENTS` as a command line, for this interpreter and checkout."""
+    return [sys.executable, str(REPO_ROOT / "run.py"), *map(str, arguments)]
+
+
 def run_py(arguments: list[str], **popen) -> float:
     """`python run.py ARGUMENTS` in a fresh process, to its end; its wall seconds.
 
@@ -33,7 +38,7 @@ def run_py(arguments: list[str], **popen) -> float:
         InputError: The command exited with a nonzero status.
     """
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), *arguments],
+    result = subprocess.run(run_py_command(arguments),
                             stderr=subprocess.PIPE, text=True, **popen)
     seconds = time.perf_counter() - start
     if result.returncode != 0:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.common import REPO_ROOT, row
+from benchmarks.common import REPO_ROOT, row, run_py_command
 from hw1_keras.errors import InputError
 
 HUGE = 12_500  # The issue's image: 156 megapixels.
@@ -72,7 +72,7 @@ def refusal_seconds(commands: dict[str, list[str]]) -> dict[str, float]:
     seconds = {}
     for label, arguments in commands.items():
         start = time.perf_counter()
-        result = subprocess.run([sys.executable, str(REPO_ROOT / "run.py"), *arguments],
+        result = subprocess.run(run_py_command(arguments),
                                 capture_output=True, text=True)
         seconds[label] = time.perf_counter() - start
         lines = result.stderr.strip().splitlines()
@@ -84,7 +84,7 @@ def refusal_seconds(commands: dict[str, list[str]]) -> dict[str, float]:
 
 def peak_memory_mb(arguments: list[str]) -> tuple[int, float]:
     """`python run.py ARGUMENTS`'s exit status and peak resident memory, in MB."""
-    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "run.py"), *arguments],
+    process = subprocess.Popen(run_py_command(arguments),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)

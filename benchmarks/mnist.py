@@ -14,14 +14,13 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from benchmarks.common import REPO_ROOT, row, run_py
+from benchmarks.common import row, run_py, run_py_command
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.config import config_from_args, to_dict
@@ -159,8 +158,7 @@ def precision(config: MnistConfig) -> dict:
 
 
 def _run_cli(args: list[str], **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO_ROOT / "run.py"), "mnist", *args],
-                            **popen)
+    return subprocess.Popen(run_py_command(["mnist", *args]), **popen)
 
 
 def _timed_run(args: list[str]) -> tuple[dict, float]:
