@@ -46,14 +46,13 @@ from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, hyperparameters
 from hw1_keras.regression.train import load_data, train_and_export
-from hw1_keras.runs import RUNS_ROOT, make_run_dir, write_json
+from hw1_keras.runs import RUNS_ROOT, make_run_dir
 from hw1_keras.text import plural
 from tuning import distributed, report, resume, select
 from tuning.kfold import (KFoldGridSearch, KFoldRandomSearch, check_folds, cross_validate,
                           cv_folds, grid_size)
 from tuning.regression_space import (HOMEWORK_GRID, RECIPE_NAMES, SCREEN_MAX_PARAMETERS,
-                                     architecture, architecture_label, config_from_values,
-                                     config_values, describe, distance, grid_label, grid_space,
+                                     config_from_values, config_values, describe, grid_space,
                                      grid_values, screen_space)
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
@@ -125,24 +124,6 @@ def needs_baseline_stage(config: RegressionConfig, settings: TuneSettings) -> bo
         return True
     return settings.homework_grid and any(config_values(config)[name] not in values
                                           for name, values in HOMEWORK_GRID.items())
-
-
-def _candidates(stages, base: dict) -> tuple[list[dict], str | None]:
-    """The final candidates (the baseline's and the grid's trials) and the baseline's id.
-
-    Trial ids get their stage's name in front (`grid/03`), as two stages number
-    their trials alike.
-    """
-    candidates, baseline_id = [], None
-    for stage, tuner in stages:
-        if stage.name == "screen":
-            continue
-        for record in report.trial_records(tuner.oracle, stage.folds):
-            record = {**record, "trial_id": f"{stage.name}/{record['trial_id']}"}
-            candidates.append(record)
-            if baseline_id is None and distance(record["hyperparameters"], base) == 0:
-                baseline_id = record["trial_id"]
-    return candidates, baseline_id
 
 
 def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = None,
@@ -236,7 +217,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
                        for key in ("baseline", "winner"))
         return select.confirm(choice, own, winner)
 
-    summary = _write_report(stages, base, run_dir, started, confirm)
+    summary = report.write_report(stages, base, run_dir, started, confirm)
     choice = summary["choice"]
     winner = choice["winner"]
     print(f"chosen: val_mse {winner['mean']:.4g} ± {winner['std']:.2g} over "
@@ -271,47 +252,3 @@ def _rescore(config: RegressionConfig, settings: TuneSettings, train, seed: int,
     return cross_validate(hypermodel, hyperparameters(config), train.x, train.y,
                           cv_folds(settings.cv, train.x, settings.folds, seed), build,
                           OBJECTIVE)
-
-
-def _write_report(stages, base: dict, run_dir: Path, started: float, confirm) -> dict:
-    """Chooses (`confirm(choice)` may overturn the choice); writes `tuning.json` and
-    `tuning.png`; returns the JSON's content.
-
-    Raises:
-        InputError: no final candidate completed.
-    """
-    summary = {"objective": OBJECTIVE.name, "stages": []}
-    for stage, tuner in stages:
-        records = report.trial_records(tuner.oracle, stage.folds)
-        summary["stages"].append({
-            "name": stage.name, "search": stage.tuner_class.__name__, "folds": stage.folds,
-            "epochs": stage.epochs, "cv": stage.cv, "trials": records,
-            "best": report.best_record(records),
-        })
-    candidates, baseline_id = _candidates(stages, base)
-    try:
-        choice = select.one_standard_error(
-            candidates, baseline_id, lambda record: distance(record["hyperparameters"], base))
-    except ValueError:
-        raise InputError("every grid trial failed (see the lines above); nothing to "
-                         "train") from None
-    choice = confirm(choice)
-    summary["choice"] = {
-        "rule": "one standard error of paired fold differences; the closest to the run's "
-                "own configuration among those within it of the best",
-        "winner": choice["winner"]["trial_id"], "best": choice["best"]["trial_id"],
-        "baseline": baseline_id, "within_noise": choice["within_noise"],
-        "margin": choice["margin"], "standard_error": choice["standard_error"],
-        "reason": choice["reason"], "confirmation": choice.get("confirmation"),
-    }
-    summary["winner"] = choice["winner"]
-    summary["seconds"] = time.perf_counter() - started
-    write_json(run_dir / "tuning.json", summary)
-    several = len({str(architecture(r["hyperparameters"])) for r in candidates}) > 1
-    report.plot_scores(
-        candidates, run_dir / "tuning.png", objective=OBJECTIVE.name,
-        label=describe if several else grid_label,
-        title=f"Final candidates, {stages[-1][0].folds}-fold {stages[-1][0].cv} CV"
-              + ("" if several else f", {architecture_label(candidates[0]['hyperparameters'])}"),
-    )
-    return {**summary, "choice": choice}

@@ -1,12 +1,21 @@
-"""What a k-fold search leaves in the run folder: `tuning.json` and `tuning.png`."""
+"""What a k-fold search leaves in the run folder: `tuning.json` and `tuning.png`.
+
+`write_report` is also where `regression --tune` makes its choice among the
+final candidates (`tuning.select`), as the report records it.
+"""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 
 from hw1_keras import plots
+from hw1_keras.errors import InputError
+from hw1_keras.runs import write_json
+from tuning import select
+from tuning.regression_space import architecture, architecture_label, describe, distance, grid_label
 
 
 def trial_records(oracle, folds: int) -> list[dict]:
@@ -71,3 +80,77 @@ def plot_scores(records: list[dict], path: str | Path, *, objective: str, label,
         axes.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.09),
                     ncol=2, frameon=False)
     return plots.save(figure, path)
+
+
+def final_candidates(stages, base: dict) -> tuple[list[dict], str | None]:
+    """The final candidates (the baseline's and the grid's trials) and the baseline's id.
+
+    Trial ids get their stage's name in front (`grid/03`), as two stages number
+    their trials alike.
+    """
+    candidates, baseline_id = [], None
+    for stage, tuner in stages:
+        if stage.name == "screen":
+            continue
+        for record in trial_records(tuner.oracle, stage.folds):
+            record = {**record, "trial_id": f"{stage.name}/{record['trial_id']}"}
+            candidates.append(record)
+            if baseline_id is None and distance(record["hyperparameters"], base) == 0:
+                baseline_id = record["trial_id"]
+    return candidates, baseline_id
+
+
+def write_report(stages, base: dict, run_dir: Path, started: float, confirm) -> dict:
+    """Chooses among the final candidates, then writes `tuning.json` and `tuning.png`.
+
+    Args:
+        stages: `(Stage, tuner)` per stage run, in order.
+        base: The run's own configuration's values (`config_values`).
+        run_dir: The run folder.
+        started: `time.perf_counter()` at the search's start.
+        confirm: `confirm(choice) -> choice`, which may keep the run's own
+            configuration after all (`select.confirm`).
+
+    Returns:
+        The JSON's content, with `choice` as `select` gave it.
+
+    Raises:
+        InputError: no final candidate completed.
+    """
+    objective = stages[-1][1].oracle.objective.name
+    summary = {"objective": objective, "stages": []}
+    for stage, tuner in stages:
+        records = trial_records(tuner.oracle, stage.folds)
+        summary["stages"].append({
+            "name": stage.name, "search": stage.tuner_class.__name__, "folds": stage.folds,
+            "epochs": stage.epochs, "cv": stage.cv, "trials": records,
+            "best": best_record(records),
+        })
+    candidates, baseline_id = final_candidates(stages, base)
+    try:
+        choice = select.one_standard_error(
+            candidates, baseline_id, lambda record: distance(record["hyperparameters"], base))
+    except ValueError:
+        raise InputError("every grid trial failed (see the lines above); nothing to "
+                         "train") from None
+    choice = confirm(choice)
+    summary["choice"] = {
+        "rule": "one standard error of paired fold differences; the closest to the run's "
+                "own configuration among those within it of the best; a winner other than the run's "
+                "own must beat it again on fresh seeds",
+        "winner": choice["winner"]["trial_id"], "best": choice["best"]["trial_id"],
+        "baseline": baseline_id, "within_noise": choice["within_noise"],
+        "margin": choice["margin"], "standard_error": choice["standard_error"],
+        "reason": choice["reason"], "confirmation": choice.get("confirmation"),
+    }
+    summary["winner"] = choice["winner"]
+    summary["seconds"] = time.perf_counter() - started
+    write_json(run_dir / "tuning.json", summary)
+    several = len({str(architecture(r["hyperparameters"])) for r in candidates}) > 1
+    plot_scores(
+        candidates, run_dir / "tuning.png", objective=objective,
+        label=describe if several else grid_label,
+        title=f"Final candidates, {stages[-1][0].folds}-fold {stages[-1][0].cv} CV"
+              + ("" if several else f", {architecture_label(candidates[0]['hyperparameters'])}"),
+    )
+    return {**summary, "choice": choice}
