@@ -28,7 +28,7 @@ from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, build_model, hyperparameters
 from hw1_keras.regression.train import evaluate, train_model
-from tuning.kfold import cv_folds
+from tuning.folds import cv_folds
 from tuning.regression_space import config_from_values, describe
 from tuning.settings import DEFAULT_FOLDS
 

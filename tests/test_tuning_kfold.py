@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 
 from hw1_keras.errors import InputError
-from tuning.kfold import (
-    KFoldGridSearch, KFoldRandomSearch, cv_folds, grid_size, interior_folds, kfold_indices,
-)
+from tuning.folds import cv_folds, interior_folds, kfold_indices
+from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, grid_size
 
 X = np.arange(10, dtype=np.float32).reshape(-1, 1)
 Y = X**2  # Folds of unequal size (4, 3, 3) make the mean of fold means differ from the mean.

@@ -11,7 +11,7 @@ from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.data import generate
 from hw1_keras.regression.model import RegressionHyperModel, build_model, hyperparameters
 from hw1_keras.stacked import StackedNetwork, stacked_epoch_blocks
-from tuning.kfold import kfold_indices
+from tuning.folds import kfold_indices
 
 TRAIN, _ = generate(2020)
 

@@ -49,8 +49,8 @@ from hw1_keras.regression.train import load_data, train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir
 from hw1_keras.text import plural
 from tuning import distributed, report, resume, select
-from tuning.kfold import (KFoldGridSearch, KFoldRandomSearch, check_folds, cross_validate,
-                          cv_folds, grid_size)
+from tuning.folds import check_folds, cv_folds
+from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, cross_validate, grid_size
 from tuning.regression_space import (HOMEWORK_GRID, RECIPE_NAMES, SCREEN_MAX_PARAMETERS,
                                      config_from_values, config_values, describe, grid_space,
                                      grid_values, screen_space)
@@ -75,7 +75,7 @@ class Stage:
     epochs: int
     max_trials: int
     max_model_size: int | None = None
-    cv: str = "interior"  # How the folds are made (`tuning.kfold.cv_folds`).
+    cv: str = "interior"  # How the folds are made (`tuning.folds.cv_folds`).
 
 
 def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,

@@ -16,7 +16,7 @@ DEFAULT_FOLDS = 5
 # the configured epochs divided by this factor.
 SCREEN_FOLDS = 3
 SCREEN_EPOCH_DIVISOR = 5
-# --cv: what a fold's validation score measures (see `tuning.kfold.cv_folds`).
+# --cv: what a fold's validation score measures (see `tuning.folds.cv_folds`).
 CV_KINDS = ("interior", "random", "contiguous")
 CV_HELP = {
     "interior": "held-out stretches of x with training data on both sides: how a model "
