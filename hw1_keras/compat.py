@@ -119,7 +119,7 @@ def backup_files(callback) -> dict[str, str]:
     """A `BackupAndRestore(double_checkpoint=True)`'s file paths, current and previous.
 
     Keras falls back to the previous pair when the weights are torn, not when
-    `training_metadata.json` is; `training.ResumingBackup` does that too and
+    `training_metadata.json` is; `backup.ResumingBackup` does that too and
     needs the paths, which Keras keeps private.
     """
     names = ("_weights_path", "_training_metadata_path", "_prev_weights_path",

@@ -11,8 +11,8 @@ import pytest
 from hw1_keras.mnist.config import MnistConfig
 from hw1_keras.mnist.model import build_model, hyperparameters
 from hw1_keras.errors import InputError
-from hw1_keras.training import (BestCheckpoint, ResumingBackup, ValidateAveragedWeights,
-                                WorkerBackupAndRestore)
+from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore
+from hw1_keras.training import ValidateAveragedWeights
 
 
 class Probe(keras.callbacks.Callback):

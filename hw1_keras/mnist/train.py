@@ -25,8 +25,8 @@ from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.onnx_serving import MNIST
 from hw1_keras.rerun import changes_from_saved, check_run_dir
 from hw1_keras.runs import make_run_dir, read_json, write_json, write_text
-from hw1_keras.training import (CHANCE_LOSS_10, BestCheckpoint, Diverged, EpochTimer,
-                                ResumingBackup, ValidateAveragedWeights, WorkerBackupAndRestore,
+from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore
+from hw1_keras.training import (CHANCE_LOSS_10, Diverged, EpochTimer, ValidateAveragedWeights,
                                 divergence_callbacks, seed_everything)
 
 LOG = "training_log.csv"
