@@ -15,7 +15,7 @@ import keras_tuner
 import tensorflow as tf
 from keras import layers
 
-from hw1_keras import devices
+from hw1_keras import replicas
 from hw1_keras.mnist import pipeline
 from hw1_keras.mnist.config import DOWNSAMPLING, MnistConfig
 
@@ -207,7 +207,7 @@ class MnistHyperModel(keras_tuner.HyperModel):
                       self.jit_compile)
         if validation_data is not None:
             validation_data = pipeline.evaluation_dataset(*validation_data)
-        devices.prepare_fit(model, train)
+        replicas.prepare_fit(model, train)
         return model.fit(train, epochs=self.epochs, validation_data=validation_data,
                          callbacks=callbacks, verbose=verbose,
                          shuffle=False,  # The pipeline shuffles every epoch.

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import devices, plots, runs
+from hw1_keras import devices, plots, replicas, runs
+from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore
 from hw1_keras.config import to_dict
 from hw1_keras.export import ONNX_CHECK_IMAGES, export_onnx, export_saved_model, onnx_difference
 from hw1_keras.mnist import data as mnist_data
@@ -25,7 +26,6 @@ from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
 from hw1_keras.onnx_serving import MNIST
 from hw1_keras.rerun import changes_from_saved, check_run_dir
 from hw1_keras.runs import make_run_dir, read_json, write_json, write_text
-from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore
 from hw1_keras.training import (CHANCE_LOSS_10, Diverged, EpochTimer, ValidateAveragedWeights,
                                 divergence_callbacks, seed_everything)
 
@@ -293,11 +293,9 @@ def train_and_export(config: MnistConfig, run_dir: Path, data: mnist_data.Mnist,
         except Diverged as error:
             raise _diverged(run_dir, error, fresh=not resumed_log) from None
     if runtime is not None:
-        devices.report_weights(model, runtime)
-    if runtime is not None and not runtime.is_chief:
-        return {}
-    if runtime is not None:
-        model = devices.single_device_copy(model, lambda: hypermodel.build(hp), runtime.policy)
+        model = replicas.trained_copy(model, lambda: hypermodel.build(hp), runtime)
+        if not runtime.is_chief:
+            return {}
     model.load_weights(run_dir / BEST)  # Model selection on validation, never on test.
 
     log = read_log(run_dir / LOG)

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from hw1_keras import devices
+from hw1_keras import replicas
 from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
 from hw1_keras.stacked import (
     EnsembleTrainer, StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation,
@@ -227,7 +227,7 @@ class RegressionHyperModel(keras_tuner.HyperModel):
 
         model.compile(optimizer=model.optimizer, loss="mse", weighted_metrics=["mse"],
                       jit_compile=False)
-        devices.prepare_fit(model, unrolled(blocks))
+        replicas.prepare_fit(model, unrolled(blocks))
         if last_block_steps == steps_per_block:
             return model.fit(unrolled(blocks), epochs=epochs, steps_per_epoch=steps_per_block,
                              shuffle=False, **kwargs)

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import devices, plots, stacked
+from hw1_keras import devices, plots, replicas, stacked
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.export import export_saved_model
@@ -105,8 +105,7 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
                                  validation_data=(test.x, test.y), callbacks=callbacks)
     seconds = time.perf_counter() - start
     if runtime is not None:
-        devices.report_weights(model, runtime)
-        model = devices.single_device_copy(model, lambda: hypermodel.build(hp), runtime.policy)
+        model = replicas.trained_copy(model, lambda: hypermodel.build(hp), runtime)
     return model, history, seconds
 
 
