@@ -26,7 +26,8 @@ from hw1_keras.mnist import pipeline
 from hw1_keras.config import config_from_args, to_dict
 from hw1_keras.mnist.config import MnistConfig, quick_preset
 from hw1_keras.mnist.model import build_model, hyperparameters
-from hw1_keras.mnist.train import LOG, read_log
+from hw1_keras.backup import read_log
+from hw1_keras.mnist.train import LOG
 from hw1_keras.errors import InputError
 from hw1_keras.rerun import check_run_dir
 from hw1_keras.runs import make_run_dir, read_json

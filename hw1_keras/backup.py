@@ -1,14 +1,15 @@
-"""What a killed training resumes from: the best weights and Keras' backup, safely.
+"""What a killed training resumes from: the best weights, Keras' backup and the log, safely.
 
-Both survive a `kill -9` at any instant: `BestCheckpoint` renames whole files
-into place, and `ResumingBackup` falls back to Keras' previous backup when
-the newest is torn. `WorkerBackupAndRestore` is the backup of a multi-worker
+They survive a `kill -9` at any instant: `BestCheckpoint` renames whole files
+into place, `ResumingBackup` falls back to Keras' previous backup when the
+newest is torn, and `read_log` drops a log row the kill cut short. `WorkerBackupAndRestore` is the backup of a multi-worker
 run's other workers. Why they are needed and what resuming restores:
 docs/resume.md.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -20,7 +21,7 @@ import keras
 
 from hw1_keras import compat
 from hw1_keras.errors import InputError
-from hw1_keras.runs import write_json
+from hw1_keras.runs import write_json, write_text
 
 # The HDF5 attribute of a best checkpoint that says which epoch it holds.
 NOTE_ATTRIBUTE = "hw1_keras_best"
@@ -151,3 +152,43 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_train_begin(self, logs=None):
         self.chief.on_train_begin(logs)
+
+
+def read_log(path: Path, repair: bool = False) -> dict[str, list[float]]:
+    """The CSV log as columns, one row per epoch.
+
+    An epoch interrupted after its row was written but before its backup is
+    trained again on resume and logged twice; the later row wins. A row cut
+    short by a kill or a power cut (no line end, missing or unreadable
+    fields) is left out: its epoch is trained again too.
+
+    Args:
+        path: The log (`training_log.csv`).
+        repair: Rewrite the file without such a row, so that the row the CSV
+            logger appends next starts on a line of its own (on resume).
+    """
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as handle:  # Keeps the logger's \r\n line ends.
+        lines = handle.readlines()
+    header = next(csv.reader(lines[:1]), [])
+    kept = [line for line in lines if _whole_row(line, len(header))]
+    if repair and kept != lines:
+        write_text(path, "".join(kept))
+    rows = {int(row["epoch"]): row for row in csv.DictReader(kept)}
+    ordered = [rows[epoch] for epoch in sorted(rows)]
+    return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
+
+
+def _whole_row(line: str, width: int) -> bool:
+    """Whether a log line was written to its end (the header counts as whole)."""
+    fields = next(csv.reader([line]), [])
+    if not line.endswith("\n") or len(fields) != width:
+        return False
+    if fields[0] == "epoch":
+        return True
+    try:
+        [float(field) for field in fields]
+    except ValueError:  # Also an empty field.
+        return False
+    return True

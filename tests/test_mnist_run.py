@@ -295,7 +295,7 @@ def test_quick_run_reaches_99_percent_on_real_mnist(mnist_file, tmp_path):
 
 
 def test_a_log_row_cut_short_is_left_out_and_repaired_on_resume(tmp_path):
-    from hw1_keras.mnist.train import read_log
+    from hw1_keras.backup import read_log
 
     path = tmp_path / "training_log.csv"
     whole = "epoch,accuracy,val_accuracy\r\n0,0.5,0.6\r\n1,0.7,0.8\r\n"

@@ -54,7 +54,7 @@ def _tiny_model(seed: int):
 
 def _export(model, folder):
     from hw1_keras.export import export_onnx, export_saved_model
-    from hw1_keras.mnist.train import serving_function
+    from hw1_keras.mnist.model import serving_function
 
     serve = serving_function(model)
     export_saved_model(model, folder / "saved_model", serve=serve)

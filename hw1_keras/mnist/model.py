@@ -3,7 +3,8 @@
 `build_model(hp)` exposes everything the homework's studies vary (depth,
 filters, dense units, dropout, batch norm, max-pool versus stride-2), with
 `MnistConfig`'s values as defaults; `hyperparameters(config)` pins them for a
-fixed run.
+fixed run. `serving_function(model)` is what both exports serve: raw digits
+in, probabilities out.
 """
 
 from __future__ import annotations
@@ -212,3 +213,23 @@ class MnistHyperModel(keras_tuner.HyperModel):
                          callbacks=callbacks, verbose=verbose,
                          shuffle=False,  # The pipeline shuffles every epoch.
                          **kwargs)
+
+
+def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunction:
+    """Raw digits in, class probabilities out, in inference mode.
+
+    Traced for uint8 and float32 images of shape (N, 28, 28) and (N, 28, 28, 1)
+    with pixel values 0-255, so the SavedModel accepts all four.
+    """
+
+    @tf.function
+    def serve(images):
+        images = tf.cast(images, tf.float32)
+        if images.shape.rank == 3:
+            images = images[..., tf.newaxis]
+        return tf.nn.softmax(model(images, training=False), axis=-1)
+
+    for dtype in (tf.uint8, tf.float32):
+        for shape in ((None, 28, 28), (None, 28, 28, 1)):
+            serve.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
+    return serve

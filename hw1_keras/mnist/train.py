@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import shutil
 import sys
 import tempfile
@@ -15,17 +14,17 @@ import numpy as np
 import tensorflow as tf
 
 from hw1_keras import devices, plots, replicas, runs
-from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore
+from hw1_keras.backup import BestCheckpoint, ResumingBackup, WorkerBackupAndRestore, read_log
 from hw1_keras.config import to_dict
 from hw1_keras.export import ONNX_CHECK_IMAGES, export_onnx, export_saved_model, onnx_difference
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist import pipeline
 from hw1_keras.mnist import plots as mnist_plots
 from hw1_keras.mnist.config import MnistConfig, flag_presets
-from hw1_keras.mnist.model import MnistHyperModel, hyperparameters
+from hw1_keras.mnist.model import MnistHyperModel, hyperparameters, serving_function
 from hw1_keras.onnx_serving import MNIST
 from hw1_keras.rerun import changes_from_saved, check_run_dir
-from hw1_keras.runs import make_run_dir, read_json, write_json, write_text
+from hw1_keras.runs import make_run_dir, read_json, write_json
 from hw1_keras.training import (CHANCE_LOSS_10, Diverged, EpochTimer, ValidateAveragedWeights,
                                 divergence_callbacks, seed_everything)
 
@@ -37,26 +36,6 @@ ACTIVATION_DIGIT = 9  # The report's fig. 10b shows a 9.
 # weight average (`--ema-momentum`): 40 batches, about a second per epoch.
 SETTLE_IMAGES = 5_120
 SETTLE_SEED_OFFSET = 10  # The training augmentation's layers use seed .. seed + 4.
-
-
-def serving_function(model: keras.Model) -> tf.types.experimental.GenericFunction:
-    """Raw digits in, class probabilities out, in inference mode.
-
-    Traced for uint8 and float32 images of shape (N, 28, 28) and (N, 28, 28, 1)
-    with pixel values 0-255, so the SavedModel accepts all four.
-    """
-
-    @tf.function
-    def serve(images):
-        images = tf.cast(images, tf.float32)
-        if images.shape.rank == 3:
-            images = images[..., tf.newaxis]
-        return tf.nn.softmax(model(images, training=False), axis=-1)
-
-    for dtype in (tf.uint8, tf.float32):
-        for shape in ((None, 28, 28), (None, 28, 28, 1)):
-            serve.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
-    return serve
 
 
 def settle_batches(config: MnistConfig, images: np.ndarray, count: int = SETTLE_IMAGES,
@@ -71,46 +50,6 @@ def settle_batches(config: MnistConfig, images: np.ndarray, count: int = SETTLE_
                                      config.seed + SETTLE_SEED_OFFSET, config.zoom, config.elastic)
                if config.augmented_copy else None)
     return pipeline.fixed_batches(images[:count], batch_size, augment)
-
-
-def read_log(path: Path, repair: bool = False) -> dict[str, list[float]]:
-    """The CSV log as columns, one row per epoch.
-
-    An epoch interrupted after its row was written but before its backup is
-    trained again on resume and logged twice; the later row wins. A row cut
-    short by a kill or a power cut (no line end, missing or unreadable
-    fields) is left out: its epoch is trained again too.
-
-    Args:
-        path: The log (`training_log.csv`).
-        repair: Rewrite the file without such a row, so that the row the CSV
-            logger appends next starts on a line of its own (on resume).
-    """
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as handle:  # Keeps the logger's \r\n line ends.
-        lines = handle.readlines()
-    header = next(csv.reader(lines[:1]), [])
-    kept = [line for line in lines if _whole_row(line, len(header))]
-    if repair and kept != lines:
-        write_text(path, "".join(kept))
-    rows = {int(row["epoch"]): row for row in csv.DictReader(kept)}
-    ordered = [rows[epoch] for epoch in sorted(rows)]
-    return {key: [float(row[key]) for row in ordered] for key in (ordered[0] if ordered else {})}
-
-
-def _whole_row(line: str, width: int) -> bool:
-    """Whether a log line was written to its end (the header counts as whole)."""
-    fields = next(csv.reader([line]), [])
-    if not line.endswith("\n") or len(fields) != width:
-        return False
-    if fields[0] == "epoch":
-        return True
-    try:
-        [float(field) for field in fields]
-    except ValueError:  # Also an empty field.
-        return False
-    return True
 
 
 def _callbacks(run_dir: Path, resumed_log: dict, settle_batches: list[np.ndarray] | None,
