@@ -1,6 +1,6 @@
 """`python run.py bench tune --family`: does the search beat the default on data it never saw?
 
-For each of the 24 data sets of `hw1_keras.regression.data.family()` (4 target
+For each of the 24 data sets of `hw1_keras.regression.family.family()` (4 target
 shapes x 3 cluster layouts x 2 noise levels), from its training points only:
 
 * the default recipe, trained with seed 0: one network, and an ensemble of
@@ -33,6 +33,7 @@ from benchmarks.common import row
 from hw1_keras.errors import InputError
 from hw1_keras.export import load_endpoint
 from hw1_keras.regression import data as regression_data
+from hw1_keras.regression import family as regression_family
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.train import evaluate, train_model
 from tuning.regression import tune
@@ -124,7 +125,7 @@ DEFAULT_OUT = "runs/bench-family"
 
 def _budget(cv: str) -> dict:
     """What makes two runs of this benchmark comparable; kept beside their results."""
-    return {"family_seed": regression_data.FAMILY_SEED, "trials": TRIALS, "refine": REFINE,
+    return {"family_seed": regression_family.FAMILY_SEED, "trials": TRIALS, "refine": REFINE,
             "ensemble": ENSEMBLE, "cv": cv, "epochs": RegressionConfig().epochs}
 
 
@@ -151,13 +152,13 @@ def main(args) -> dict:
     soon as it is measured, so an interrupted benchmark resumes where it
     stopped when run again.
     """
-    members = regression_data.family()
+    members = regression_family.family()
     limit = getattr(args, "limit", None)
     members = members[:limit] if limit else members
     out = Path(args.out or DEFAULT_OUT)
     sets = _results_folder(out, args.cv)
-    print(f"{len(members)} data sets (regression_data.family(), seed "
-          f"{regression_data.FAMILY_SEED}); search budget: {TRIALS} screening trials "
+    print(f"{len(members)} data sets (hw1_keras.regression.family, seed "
+          f"{regression_family.FAMILY_SEED}); search budget: {TRIALS} screening trials "
           f"x 3 folds, then {'a grid around ' if REFINE else ''}the screen's winner and the "
           f"default scored by 5-fold {args.cv} CV at "
           f"the full {RegressionConfig().epochs} epochs); ensembles of {ENSEMBLE} seeds")

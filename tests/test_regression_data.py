@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hw1_keras.errors import InputError
-from hw1_keras.regression import data
+from hw1_keras.regression import data, family
 from hw1_keras.regression.data import (
     GAPS, X_RANGE, Split, generate, in_gaps, load, read_csv, target_function, write_csv,
 )
@@ -222,22 +222,22 @@ def test_split_len():
 # --- The benchmark family -----------------------------------------------------------
 
 def test_the_family_is_the_same_every_time_and_covers_every_combination():
-    first, again = data.family(), data.family()
+    first, again = family.family(), family.family()
     assert len(first) == 24 == len({member.name for member in first})
     for a, b in zip(first, again):
         assert a.name == b.name
         np.testing.assert_array_equal(a.train.x, b.train.x)
         np.testing.assert_array_equal(a.test.y, b.test.y)
-    assert {member.name.split("/")[0] for member in first} == set(data.FAMILY_SHAPES)
+    assert {member.name.split("/")[0] for member in first} == set(family.FAMILY_SHAPES)
     assert {member.name.split("/")[1] for member in first} == \
-        {layout.name for layout in data.FAMILY_LAYOUTS}
-    other = data.family(seed=data.FAMILY_SEED + 100)
+        {layout.name for layout in family.FAMILY_LAYOUTS}
+    other = family.family(seed=family.FAMILY_SEED + 100)
     assert not np.array_equal(other[0].train.x, first[0].train.x)
 
 
 @pytest.mark.parametrize("index", range(24))
 def test_each_family_set_has_its_two_dark_intervals(index):
-    member = data.family()[index]
+    member = family.family()[index]
     assert len(member.gaps) == 2
     widths = sorted(hi - lo for lo, hi in member.gaps)
     assert widths[0] < widths[1]  # Of different widths.
@@ -251,7 +251,7 @@ def test_each_family_set_has_its_two_dark_intervals(index):
     # Test points spread over the training range only.
     assert train.min() <= test.min() and test.max() <= train.max()
     # The training noise is the set's (sd 0.3 or 0.7), the test's sd 0.1.
-    shape = data.FAMILY_SHAPES[member.name.split("/")[0]]
+    shape = family.FAMILY_SHAPES[member.name.split("/")[0]]
     noise_sd = float(member.name.rsplit("sd", 1)[1])
     assert np.std(member.train.y[:, 0] - shape(train)) == pytest.approx(noise_sd, rel=0.25)
     assert np.std(member.test.y[:, 0] - shape(test)) == pytest.approx(0.1, rel=0.3)

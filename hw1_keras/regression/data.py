@@ -56,10 +56,18 @@ def in_gaps(x: np.ndarray, gaps=GAPS) -> np.ndarray:
     return np.any([(x > lo) & (x < hi) for lo, hi in gaps], axis=0)
 
 
+def sample_segments(rng: np.random.Generator, segments, n: int) -> np.ndarray:
+    """`n` uniform samples over `segments`, each chosen in proportion to its length."""
+    lengths = np.array([hi - lo for lo, hi in segments])
+    which = rng.choice(len(segments), size=n, p=lengths / lengths.sum())
+    low = np.array([segments[i][0] for i in which])
+    return low + rng.uniform(0.0, 1.0, n) * lengths[which]
+
+
 def _sample_outside_gaps(rng: np.random.Generator, n: int) -> np.ndarray:
     """Uniform samples over X_RANGE with the gaps cut out."""
     edges = [X_RANGE[0]] + [e for gap in GAPS for e in gap] + [X_RANGE[1]]
-    return _sample_segments(rng, list(zip(edges[::2], edges[1::2])), n)
+    return sample_segments(rng, list(zip(edges[::2], edges[1::2])), n)
 
 
 def generate(seed: int = 2020) -> tuple[Split, Split]:
@@ -77,10 +85,10 @@ def generate(seed: int = 2020) -> tuple[Split, Split]:
     x_test = np.sort(rng.uniform(*X_RANGE, TEST_SIZE))
     y_train = target_function(x_train) + rng.normal(0.0, TRAIN_NOISE_SD, TRAIN_SIZE)
     y_test = target_function(x_test) + rng.normal(0.0, TEST_NOISE_SD, TEST_SIZE)
-    return _split(x_train, y_train), _split(x_test, y_test)
+    return split(x_train, y_train), split(x_test, y_test)
 
 
-def _split(x, y) -> Split:
+def split(x, y) -> Split:
     column = lambda a: np.asarray(a, dtype=np.float32).reshape(-1, 1)  # noqa: E731
     return Split(column(x), column(y))
 
@@ -133,7 +141,7 @@ def read_csv(path: str | Path, *, min_rows: int = MIN_TEST_ROWS) -> Split:
         raise InputError(
             f"{path}: {plural(len(xs), 'data row')}; need at least {min_rows}"
         )
-    return _split(xs, ys)
+    return split(xs, ys)
 
 
 def csv_rows(path: Path, name: str) -> list[tuple[int, list[str]]]:
@@ -209,107 +217,3 @@ def load(train_path: str | None, test_path: str | None, data_seed: int) -> tuple
 
 
 # --- A family of data sets of the embedded one's shape ---------------------------
-# One data set can hide how a search behaves on data it was not built on (the
-# embedded set's gentle ends hid that folds at the ends of x score
-# extrapolation). `family()` makes many sets of the same kind: 100 noisy
-# training points in clusters with two dark intervals of different widths, 100
-# low-noise test points uniform over the training range.
-
-
-def _steep(x):
-    """Rises steeply at both ends of x, with a wave in the middle."""
-    return 0.1 * np.sinh(x) + np.sin(1.2 * x)
-
-
-def _bumps(x):
-    """A sum of three bumps of different widths and signs on a slight slope."""
-    return (2.0 * np.exp(-((x + 3.0) ** 2) / 0.5) - 1.5 * np.exp(-((x - 0.3) ** 2) / 0.8)
-            + 1.8 * np.exp(-((x - 2.8) ** 2) / 0.4) + 0.2 * x)
-
-
-def _kink(x):
-    """Two straight pieces meeting at a kink at x = 1, with a small ripple."""
-    return np.where(x < 1.0, -0.9 * (x - 1.0), 1.6 * (x - 1.0)) - 1.5 + 0.3 * np.sin(2.0 * x)
-
-
-FAMILY_SHAPES = {"cubic": target_function, "steep": _steep, "bumps": _bumps, "kink": _kink}
-
-
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where a family member's training points lie.
-
-    Attributes:
-        name: Its name in the member's name.
-        segments: Stretches of x the training points fill uniformly, in
-            proportion to their lengths.
-        gaps: The two dark intervals among the spaces between segments (the
-            other spaces are narrow, as between clusters).
-    """
-
-    name: str
-    segments: tuple[tuple[float, float], ...]
-    gaps: tuple[tuple[float, float], ...]
-
-
-FAMILY_LAYOUTS = (
-    # The embedded set's: uniform outside two gaps 2.0 and 1.4 wide.
-    Layout("embedded", ((-5.0, -3.0), (-1.0, 1.8), (3.2, 5.0)), GAPS),
-    # Five clusters; gaps 2.0 and 1.2 wide, and two narrow spaces of 0.5.
-    Layout("five-clusters", ((-5.0, -4.0), (-3.5, -2.4), (-0.4, 0.8), (1.3, 2.4), (3.6, 5.0)),
-           ((-2.4, -0.4), (2.4, 3.6))),
-    # Three clusters; a narrow gap (0.8) on the left, a wide one (2.5) right of centre.
-    Layout("three-clusters", ((-5.0, -2.7), (-1.9, 0.5), (3.0, 5.0)),
-           ((-2.7, -1.9), (0.5, 3.0))),
-)
-FAMILY_NOISE_SDS = (0.3, 0.7)
-FAMILY_SEED = 7
-
-
-@dataclasses.dataclass(frozen=True)
-class FamilyMember:
-    """One data set of the family: its name, splits and dark intervals."""
-
-    name: str
-    train: Split
-    test: Split
-    gaps: tuple[tuple[float, float], ...]
-
-
-def _sample_segments(rng: np.random.Generator, segments, n: int) -> np.ndarray:
-    """`n` uniform samples over `segments`, each chosen in proportion to its length."""
-    lengths = np.array([hi - lo for lo, hi in segments])
-    which = rng.choice(len(segments), size=n, p=lengths / lengths.sum())
-    low = np.array([segments[i][0] for i in which])
-    return low + rng.uniform(0.0, 1.0, n) * lengths[which]
-
-
-def family_member(shape: str, layout: Layout, noise_sd: float, seed: int) -> FamilyMember:
-    """One family data set, deterministic in its arguments.
-
-    Args:
-        shape: A key of `FAMILY_SHAPES`.
-        layout: Where the training points lie.
-        noise_sd: The training labels' noise; the test labels' is `TEST_NOISE_SD`.
-        seed: Seeds positions and noise.
-    """
-    function = FAMILY_SHAPES[shape]
-    rng = np.random.default_rng(seed)
-    x_train = np.sort(_sample_segments(rng, layout.segments, TRAIN_SIZE))
-    x_test = np.sort(rng.uniform(x_train[0], x_train[-1], TEST_SIZE))
-    y_train = function(x_train) + rng.normal(0.0, noise_sd, TRAIN_SIZE)
-    y_test = function(x_test) + rng.normal(0.0, TEST_NOISE_SD, TEST_SIZE)
-    return FamilyMember(f"{shape}/{layout.name}/sd{noise_sd:g}", _split(x_train, y_train),
-                        _split(x_test, y_test), layout.gaps)
-
-
-def family(seed: int = FAMILY_SEED) -> list[FamilyMember]:
-    """The benchmark family: every shape x layout x noise level, 24 data sets.
-
-    The same `seed` gives the same sets everywhere; member i is seeded with
-    `seed + i`.
-    """
-    combinations = [(shape, layout, sd) for shape in FAMILY_SHAPES
-                    for layout in FAMILY_LAYOUTS for sd in FAMILY_NOISE_SDS]
-    return [family_member(shape, layout, sd, seed + index)
-            for index, (shape, layout, sd) in enumerate(combinations)]
