@@ -30,9 +30,8 @@ def add_regression(parser: argparse.ArgumentParser) -> None:
         "(architecture, rates, batch size; 3-fold CV at a fifth of --epochs); a grid of 3 "
         "learning rates x 3 weight decays around its winner, at its batch size, by k-fold CV "
         "at --epochs; then the configuration chosen by the one-standard-error rule (the own "
-        "one unless another is better beyond the folds' noise, and again when the two are "
-        "cross-validated once more on fresh seeds) trained on all the data and exported as "
-        "usual. Rerun the same command to resume an interrupted search (--out defaults to "
+        "one unless another is better beyond the folds' noise) trained on all the data and "
+        "exported as usual. Rerun the same command to resume an interrupted search (--out defaults to "
         "runs/regression-tune for that).")
     group.add_argument("--tune", action="store_true",
                        help="search the hyperparameters before training (see above)")

@@ -57,8 +57,9 @@ def cross_validate(hypermodel, hp, x: np.ndarray, y: np.ndarray, folds, build,
                    **fit_kwargs) -> list[float]:
     """Each fold's best objective value, one fresh model per fold.
 
-    What a `CrossValidated` trial does, callable without a tuner (the
-    regression search re-scores its winner with it on fresh seeds).
+    What a `CrossValidated` trial does, apart from KerasTuner's trial
+    bookkeeping: callable without a tuner, e.g. to score one configuration
+    on other seeds.
 
     Args:
         hypermodel: Its `fit_folds(hp, models, x, y, folds, **fit_kwargs)`

@@ -12,8 +12,6 @@
 3. Choose: among the grid and the run's own configuration, the one-standard-
    error rule on paired fold differences (`tuning.select`): the run's own
    configuration stays unless something beats it by more than the noise.
-   A winner other than the run's own is then cross-validated once more
-   beside it on fresh seeds, and must win again (`select.confirm`).
 4. The choice is trained on the whole training set and exported exactly like
    a plain run (`hw1_keras.regression.train.train_and_export`).
 
@@ -37,20 +35,19 @@ import dataclasses
 import time
 from pathlib import Path
 
-import keras
 import keras_tuner
 
 from hw1_keras import devices
 from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
-from hw1_keras.regression.model import RegressionHyperModel, hyperparameters
+from hw1_keras.regression.model import RegressionHyperModel
 from hw1_keras.regression.train import load_data, train_and_export
 from hw1_keras.runs import RUNS_ROOT, make_run_dir
 from hw1_keras.text import plural
-from tuning import distributed, report, resume, select
+from tuning import distributed, report, resume
 from tuning.folds import check_folds, cv_folds
-from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, cross_validate, grid_size
+from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, grid_size
 from tuning.regression_space import (HOMEWORK_GRID, RECIPE_NAMES, SCREEN_MAX_PARAMETERS,
                                      config_from_values, config_values, describe, grid_space,
                                      grid_values, screen_space)
@@ -58,10 +55,6 @@ from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
 OBJECTIVE = keras_tuner.Objective("val_mse", direction="min")
 TUNING_DIR = "tuning"
-# The confirmation's seeds (model initialization, mini-batch order and, with
-# --cv random, the split) are the run's seed plus this: far from the folds'
-# own seed + fold, so no fold model of the search is drawn again.
-CONFIRM_SEED_OFFSET = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,18 +199,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
         print("worker done; the chief trains and exports the winner")
         return {"run_dir": str(run_dir)}
 
-    def confirm(choice: dict) -> dict:
-        if choice["baseline"] is None or choice["winner"] is choice["baseline"]:
-            return choice
-        seed = config.seed + CONFIRM_SEED_OFFSET
-        print(f"confirming: the winner and the run's own configuration, {settings.folds}-fold "
-              f"CV on fresh seeds", flush=True)
-        own, winner = (_rescore(config_from_values(config, choice[key]["hyperparameters"]),
-                                settings, train, seed, trial_jit)
-                       for key in ("baseline", "winner"))
-        return select.confirm(choice, own, winner)
-
-    summary = report.write_report(stages, base, run_dir, started, confirm)
+    summary = report.write_report(stages, base, run_dir, started)
     choice = summary["choice"]
     winner = choice["winner"]
     print(f"chosen: val_mse {winner['mean']:.4g} ± {winner['std']:.2g} over "
@@ -231,24 +213,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
         "margin_over_own": choice["margin"],
         "margin_standard_error": choice["standard_error"],
         "reason": choice["reason"],
-        "confirmation": choice.get("confirmation"),
         "cv": settings.cv,
         "search_seconds": summary["seconds"],
         "base_config": to_dict(config),
     }})
-
-
-def _rescore(config: RegressionConfig, settings: TuneSettings, train, seed: int,
-             jit_compile) -> list[float]:
-    """`config`'s fold scores by the search's k-fold CV, every seed `seed` (+ fold)."""
-    hypermodel = RegressionHyperModel(epochs=config.epochs, log_every=config.log_every,
-                                      seed=seed, jit_compile=jit_compile)
-
-    def build(hp, fold):
-        keras.utils.set_random_seed(seed + fold)
-        return hypermodel.build(hp)
-
-    devices.clear_session()
-    return cross_validate(hypermodel, hyperparameters(config), train.x, train.y,
-                          cv_folds(settings.cv, train.x, settings.folds, seed), build,
-                          OBJECTIVE)

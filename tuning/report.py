@@ -100,7 +100,7 @@ def final_candidates(stages, base: dict) -> tuple[list[dict], str | None]:
     return candidates, baseline_id
 
 
-def write_report(stages, base: dict, run_dir: Path, started: float, confirm) -> dict:
+def write_report(stages, base: dict, run_dir: Path, started: float) -> dict:
     """Chooses among the final candidates, then writes `tuning.json` and `tuning.png`.
 
     Args:
@@ -108,8 +108,6 @@ def write_report(stages, base: dict, run_dir: Path, started: float, confirm) -> 
         base: The run's own configuration's values (`config_values`).
         run_dir: The run folder.
         started: `time.perf_counter()` at the search's start.
-        confirm: `confirm(choice) -> choice`, which may keep the run's own
-            configuration after all (`select.confirm`).
 
     Returns:
         The JSON's content, with `choice` as `select` gave it.
@@ -133,15 +131,13 @@ def write_report(stages, base: dict, run_dir: Path, started: float, confirm) -> 
     except ValueError:
         raise InputError("every grid trial failed (see the lines above); nothing to "
                          "train") from None
-    choice = confirm(choice)
     summary["choice"] = {
         "rule": "one standard error of paired fold differences; the closest to the run's "
-                "own configuration among those within it of the best; a winner other than the run's "
-                "own must beat it again on fresh seeds",
+                "own configuration among those within it of the best",
         "winner": choice["winner"]["trial_id"], "best": choice["best"]["trial_id"],
         "baseline": baseline_id, "within_noise": choice["within_noise"],
         "margin": choice["margin"], "standard_error": choice["standard_error"],
-        "reason": choice["reason"], "confirmation": choice.get("confirmation"),
+        "reason": choice["reason"],
     }
     summary["winner"] = choice["winner"]
     summary["seconds"] = time.perf_counter() - started

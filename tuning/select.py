@@ -11,14 +11,7 @@ fold alike, so a configuration 30% better on every fold is clearly better.
 The one-standard-error rule then treats every configuration within one
 standard error of the best as no worse than it, and among those takes the
 one closest to the run's own recipe: a search changes the recipe only for a
-difference larger than the noise.
-
-The winner is the best of many noisy scores, so its margin over the run's
-own configuration is biased upward (the winner's curse): a configuration
-that drew lucky folds wins by 1.3 standard errors as easily as one that is
-better. So `confirm` re-scores the two on fresh seeds, and a winner that does
-not beat the run's own configuration again leaves it in place. Scores are
-positive; lower is better.
+difference larger than the noise. Scores are positive; lower is better.
 """
 
 from __future__ import annotations
@@ -111,36 +104,6 @@ def one_standard_error(records: list[dict], baseline_id: str | None,
                             f"and is the closest to it of the {len(within)} within one "
                             "standard error of the best")
     return choice
-
-
-def confirm(choice: dict, own_scores: Sequence[float], winner_scores: Sequence[float]) -> dict:
-    """The choice once its winner is re-scored against the run's own configuration.
-
-    Args:
-        choice: What `one_standard_error` returned, its winner not the baseline.
-        own_scores: The run's own configuration's fold scores on fresh seeds.
-        winner_scores: The winner's, on the same folds and seeds.
-
-    Returns:
-        `choice` with `"confirmation"` (`margin` and `standard_error` of the
-        fresh log ratio, as `paired_difference(own, winner)`; both score
-        lists; `held`), and, unless the winner beat the run's own
-        configuration again (margin > 0), the baseline as the winner and the
-        reason saying why.
-    """
-    margin, error = paired_difference(own_scores, winner_scores)
-    held = margin > 0 and math.isfinite(margin)
-    confirmation = {"margin": margin, "standard_error": error, "held": held,
-                    "own_scores": [float(s) for s in own_scores],
-                    "winner_scores": [float(s) for s in winner_scores]}
-    if held:
-        return {**choice, "confirmation": confirmation,
-                "reason": f"{choice['reason']}; on fresh seeds it wins again "
-                          f"({_ratio(margin, error)})"}
-    return {**choice, "confirmation": confirmation, "winner": choice["baseline"],
-            "reason": f"the search's winner ({_ratio(choice['margin'], choice['standard_error'])}"
-                      f" over the run's own configuration) did not win again on fresh seeds "
-                      f"({_ratio(margin, error)}); the run's own configuration is kept"}
 
 
 def _mean_log(record: dict) -> float:
