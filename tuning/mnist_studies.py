@@ -58,8 +58,8 @@ from hw1_keras.rerun import changes_from_saved
 from hw1_keras.runs import RUNS_ROOT, make_run_dir
 from hw1_keras.text import plural
 from tuning import distributed, resume
-from tuning.mnist_report import (decision_lines, setting_results, steps_line, study_records,
-                                 summarize, verdict_lines, write_reports)
+from tuning.mnist_report import setting_results, steps_line, study_records, summarize
+from tuning.mnist_writeup import decision_lines, verdict_lines, write_reports
 from tuning.mnist_combine import combine
 from tuning.mnist_settings import (COMBINED, QUICK_TRIAL_IMAGES, Study, StudySettings,
                                    combination_study, setting_label)
