@@ -13,7 +13,9 @@ call runs a whole block of epochs instead:
   mini-batch, exactly as `fit()` would, without leaving the compiled program.
 
 The result is the same mini-batch SGD as `fit(x, y, shuffle=True)`, about ten
-times faster (see BENCHMARKS.md). A last partial batch is kept, as PyTorch's
+times faster (see BENCHMARKS.md). Under a `tf.distribute` strategy, which cannot
+replicate the loop, `fit_replicated` trains on the same blocks with Keras'
+own step. A last partial batch is kept, as PyTorch's
 `DataLoader` does: it is padded to the batch shape with zero sample weights and
 its loss averaged over its real samples only.
 """
@@ -25,6 +27,8 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+
+from hw1_keras import replicas
 
 
 def epoch_blocks(
@@ -174,3 +178,62 @@ class MultiStepTrainer(keras.Model):
         self.loss_tracker.update_state(data_loss + self.penalty(), sample_weight=tf.shape(x)[0])
         self.data_loss_tracker.update_state(data_loss, sample_weight=tf.shape(x)[0])
         return {m.name: m.result() for m in self.metrics}
+
+
+def fit_replicated(model: keras.Model, blocks: tf.data.Dataset, steps_per_block: int, *,
+                   epochs: int, last_block_steps: int, **kwargs):
+    """Trains `model` on `epoch_blocks` under a strategy, with Keras' own replicated step.
+
+    The multi-step loop cannot be replicated (a strategy would split its
+    blocks' first axis, the steps, instead of each mini-batch), so each
+    block is unrolled into its mini-batches, one Keras epoch per block.
+    Padding rows keep their zero sample weight, and the real rows' weight
+    is raised to (batch rows / real rows): each replica divides its
+    weighted sum by all its rows, padding included, so this makes a short
+    last batch's step the mean over its real samples, as on one device.
+    The logged `mse` is a weighted metric for the same reason: unweighted,
+    it would average the padding rows in as data.
+    One step per call: with Keras 3.15 / TF 2.21, `steps_per_execution` > 1
+    under MirroredStrategy fails ("You must feed a value for placeholder
+    tensor"). A last block shorter than the others (`log_every` does not
+    divide the epochs) gets a `fit` of its own: as one more Keras epoch of
+    `steps_per_block` steps, its data would run out, and Keras would count
+    an extra, empty step (1,001 optimizer steps for 1,000) and average its
+    loss over one step too many.
+
+    Args:
+        model: Built and compiled in the strategy's scope.
+        blocks: `epoch_blocks`' dataset.
+        steps_per_block: Optimizer steps in each full block.
+        epochs: Blocks (Keras epochs) in all.
+        last_block_steps: Steps in the last block.
+        **kwargs: Passed on to `model.fit` (validation data, callbacks, ...).
+
+    Returns:
+        The Keras `History`, one entry per block.
+    """
+
+    def mean_over_real_rows(x, y, weight):
+        rows = tf.cast(tf.shape(weight)[0], weight.dtype)
+        return x, y, weight * (rows / tf.reduce_sum(weight))
+
+    def unrolled(some_blocks):
+        return some_blocks.flat_map(
+            lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws))
+        ).map(mean_over_real_rows)
+
+    model.compile(optimizer=model.optimizer, loss="mse", weighted_metrics=["mse"],
+                  jit_compile=False)
+    replicas.prepare_fit(model, unrolled(blocks))
+    if last_block_steps == steps_per_block:
+        return model.fit(unrolled(blocks), epochs=epochs, steps_per_epoch=steps_per_block,
+                         shuffle=False, **kwargs)
+    history = model.fit(unrolled(blocks.take(epochs - 1)), epochs=epochs - 1,
+                        steps_per_epoch=steps_per_block, shuffle=False, **kwargs)
+    last = model.fit(unrolled(blocks.skip(epochs - 1)), initial_epoch=epochs - 1,
+                     epochs=epochs, steps_per_epoch=last_block_steps, shuffle=False,
+                     **kwargs)
+    for name, values in last.history.items():
+        history.history.setdefault(name, []).extend(values)
+    history.epoch += last.epoch
+    return history

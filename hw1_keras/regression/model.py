@@ -17,8 +17,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from hw1_keras import replicas
-from hw1_keras.multistep import MultiStepTrainer, epoch_blocks
+from hw1_keras.multistep import MultiStepTrainer, epoch_blocks, fit_replicated
 from hw1_keras.stacked import (
     EnsembleTrainer, StackedNetwork, StackedTrainer, stacked_epoch_blocks, stacked_validation,
     steps_per_epoch,
@@ -176,10 +175,10 @@ class RegressionHyperModel(keras_tuner.HyperModel):
         if tf.distribute.has_strategy():
             steps, calls = steps_per_epoch(len(x), batch_size), math.ceil(epochs / block)
             last_block = epochs - (calls - 1) * block  # Epochs in the last call: the rest.
-            return self._fit_replicated(model, blocks, block * steps, epochs=calls,
-                                        last_block_steps=last_block * steps,
-                                        validation_data=validation_data,
-                                        callbacks=callbacks, verbose=verbose, **kwargs)
+            return fit_replicated(model, blocks, block * steps, epochs=calls,
+                                  last_block_steps=last_block * steps,
+                                  validation_data=validation_data,
+                                  callbacks=callbacks, verbose=verbose, **kwargs)
         trainer = MultiStepTrainer(model)
         trainer.compile(optimizer=model.optimizer,
                         jit_compile=self.use_xla(epochs * steps_per_epoch(len(x), batch_size)))
@@ -193,53 +192,6 @@ class RegressionHyperModel(keras_tuner.HyperModel):
             verbose=verbose,
             **kwargs,
         )
-
-    def _fit_replicated(self, model, blocks, steps_per_block, *, epochs, last_block_steps,
-                        **kwargs):
-        """`fit` under a strategy: Keras' own step, which splits batches over replicas.
-
-        The multi-step loop cannot be replicated (a strategy would split its
-        blocks' first axis, the steps, instead of each mini-batch), so each
-        block is unrolled into its mini-batches, one Keras epoch per block.
-        Padding rows keep their zero sample weight, and the real rows' weight
-        is raised to (batch rows / real rows): each replica divides its
-        weighted sum by all its rows, padding included, so this makes a short
-        last batch's step the mean over its real samples, as on one device.
-        The logged `mse` is a weighted metric for the same reason: unweighted,
-        it would average the padding rows in as data.
-        One step per call: with Keras 3.15 / TF 2.21, `steps_per_execution` > 1
-        under MirroredStrategy fails ("You must feed a value for placeholder
-        tensor"). A last block shorter than the others (`log_every` does not
-        divide the epochs) gets a `fit` of its own: as one more Keras epoch of
-        `steps_per_block` steps, its data would run out, and Keras would count
-        an extra, empty step (1,001 optimizer steps for 1,000) and average its
-        loss over one step too many.
-        """
-
-        def mean_over_real_rows(x, y, weight):
-            rows = tf.cast(tf.shape(weight)[0], weight.dtype)
-            return x, y, weight * (rows / tf.reduce_sum(weight))
-
-        def unrolled(some_blocks):
-            return some_blocks.flat_map(
-                lambda xs, ys, ws: tf.data.Dataset.from_tensor_slices((xs, ys, ws))
-            ).map(mean_over_real_rows)
-
-        model.compile(optimizer=model.optimizer, loss="mse", weighted_metrics=["mse"],
-                      jit_compile=False)
-        replicas.prepare_fit(model, unrolled(blocks))
-        if last_block_steps == steps_per_block:
-            return model.fit(unrolled(blocks), epochs=epochs, steps_per_epoch=steps_per_block,
-                             shuffle=False, **kwargs)
-        history = model.fit(unrolled(blocks.take(epochs - 1)), epochs=epochs - 1,
-                            steps_per_epoch=steps_per_block, shuffle=False, **kwargs)
-        last = model.fit(unrolled(blocks.skip(epochs - 1)), initial_epoch=epochs - 1,
-                         epochs=epochs, steps_per_epoch=last_block_steps, shuffle=False,
-                         **kwargs)
-        for name, values in last.history.items():
-            history.history.setdefault(name, []).extend(values)
-        history.epoch += last.epoch
-        return history
 
     def fit_folds(self, hp, models, x, y, folds, callbacks=None, verbose=0) -> list[dict]:
         """Trains the k models of a k-fold cross-validation at once; see `hw1_keras.stacked`.
