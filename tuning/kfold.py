@@ -27,7 +27,6 @@ KerasTuner's distributed mode) are the objective (the mean over folds),
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 
@@ -50,58 +49,6 @@ def grid_size(hyperparameters: keras_tuner.HyperParameters) -> int:
     active, so for those it is an upper bound.
     """
     return math.prod(len(list(hp.values)) for hp in hyperparameters.space)
-
-
-def cross_validate(hypermodel, hp, x: np.ndarray, y: np.ndarray, folds, build,
-                   objective: keras_tuner.Objective, *fit_args, copy_callbacks=copy.deepcopy,
-                   **fit_kwargs) -> list[float]:
-    """Each fold's best objective value, one fresh model per fold.
-
-    What a `CrossValidated` trial does, apart from KerasTuner's trial
-    bookkeeping: callable without a tuner, e.g. to score one configuration
-    on other seeds.
-
-    Args:
-        hypermodel: Its `fit_folds(hp, models, x, y, folds, **fit_kwargs)`
-            trains the k models at once when it has one and `fit_args` is
-            empty; otherwise its `fit` trains each fold's model in turn.
-        hp: The configuration's `HyperParameters`.
-        x, y: All the data, as arrays.
-        folds: `(train_indices, validation_indices)` per fold (`cv_folds`).
-        build: `build(hp, fold)` -> fold `fold`'s fresh, seeded model.
-        objective: What a fold scores, with its direction.
-        *fit_args, **fit_kwargs: Passed on to the hypermodel's training.
-        copy_callbacks: Gives each fold its own copy of `callbacks`.
-
-    Returns:
-        One score per fold, NaN where a fold's values were never finite.
-    """
-    fit_folds = getattr(hypermodel, "fit_folds", None)
-    if callable(fit_folds) and not fit_args:
-        models = [build(hp, fold) for fold in range(len(folds))]
-        histories = fit_folds(hp, models, x, y, folds, **fit_kwargs)
-    else:
-        callbacks = fit_kwargs.pop("callbacks", [])
-        histories = [hypermodel.fit(hp, build(hp, fold), x[train], y[train], *fit_args,
-                                    validation_data=(x[valid], y[valid]),
-                                    callbacks=copy_callbacks(callbacks), **fit_kwargs)
-                     for fold, (train, valid) in enumerate(folds)]
-    return [best_value(history, objective) for history in histories]
-
-
-def best_value(result, objective: keras_tuner.Objective) -> float:
-    """A fold's best objective value over its epochs (min or max per the objective)."""
-    result = _as_history(result)
-    if isinstance(result, dict):
-        if objective.name not in result:
-            raise keras_tuner.errors.FatalValueError(
-                f"the fit history has no {objective.name!r} (it has {sorted(result)}); "
-                "name an objective that fit logs, such as 'val_loss'")
-        result = result[objective.name]
-    values = np.asarray(result, np.float64).reshape(-1)
-    if not np.isfinite(values).any():
-        return math.nan
-    return float(np.nanmin(values) if objective.direction == "min" else np.nanmax(values))
 
 
 def _as_history(result) -> dict | float:
@@ -178,14 +125,25 @@ class CrossValidated(TrialLines):
     def run_trial(self, trial, x, y, *fit_args, **fit_kwargs):
         """Cross-validates one configuration; returns the metrics dict (see module doc)."""
         started = time.perf_counter()
+        hp = trial.hyperparameters
         x = np.asarray(x)
         y = np.asarray(y)
+        folds = cv_folds(self.cv, x, self.folds, self.fold_seed)
         devices.clear_session()  # Frees the previous trial's models (runs gc too).
-        scores = cross_validate(
-            self.hypermodel, trial.hyperparameters, x, y,
-            cv_folds(self.cv, x, self.folds, self.fold_seed), self._build_fold_model,
-            self.oracle.objective, *fit_args, copy_callbacks=self._deepcopy_callbacks,
-            **fit_kwargs)
+        fit_folds = getattr(self.hypermodel, "fit_folds", None)
+        if callable(fit_folds) and not fit_args:
+            models = [self._build_fold_model(hp, fold) for fold in range(self.folds)]
+            histories = fit_folds(hp, models, x, y, folds, **fit_kwargs)
+        else:
+            callbacks = fit_kwargs.pop("callbacks", [])
+            histories = []
+            for fold, (train, valid) in enumerate(folds):
+                model = self._build_fold_model(hp, fold)
+                histories.append(self.hypermodel.fit(
+                    hp, model, x[train], y[train], *fit_args,
+                    validation_data=(x[valid], y[valid]),
+                    callbacks=self._deepcopy_callbacks(callbacks), **fit_kwargs))
+        scores = [self._best_value(history) for history in histories]
         if not all(math.isfinite(score) for score in scores):
             # FAILED, not INVALID: a rerun with the same seeds would diverge again.
             raise keras_tuner.errors.FailedTrialError(
@@ -213,6 +171,21 @@ class CrossValidated(TrialLines):
             raise keras_tuner.errors.FailedTrialError(
                 f"Oversized model: {size} parameters > max_model_size {self.max_model_size}")
         return model
+
+    def _best_value(self, result) -> float:
+        """A fold's best objective value over its epochs (min or max per the objective)."""
+        objective = self.oracle.objective
+        result = _as_history(result)
+        if isinstance(result, dict):
+            if objective.name not in result:
+                raise keras_tuner.errors.FatalValueError(
+                    f"the fit history has no {objective.name!r} (it has {sorted(result)}); "
+                    "name an objective that fit logs, such as 'val_loss'")
+            result = result[objective.name]
+        values = np.asarray(result, np.float64).reshape(-1)
+        if not np.isfinite(values).any():
+            return math.nan
+        return float(np.nanmin(values) if objective.direction == "min" else np.nanmax(values))
 
     def load_model(self, trial):
         """Not available: a trial trains k models, none of which saw all the data."""
