@@ -20,7 +20,8 @@ def trained_copy(model, build, runtime: devices.Runtime):
     """What a run evaluates and exports after training `model` under `runtime`.
 
     On a multi-worker run every worker first prints its weights' fingerprint
-    (`report_weights`); then `single_device_copy`.
+    (`report_weights`); then the chief gets `single_device_copy`, and the
+    other workers, which evaluate and export nothing, `model` as it is.
 
     Args:
         model: The trained model.
@@ -28,6 +29,8 @@ def trained_copy(model, build, runtime: devices.Runtime):
         runtime: Where it trained (`devices.setup`).
     """
     report_weights(model, runtime)
+    if not runtime.is_chief:
+        return model
     return single_device_copy(model, build, runtime.policy)
 
 
