@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Callable
 
-from hw1_keras import runs
+from hw1_keras import runs, write_errors
 from hw1_keras.errors import InputError, one_line
 from hw1_keras.text import PROG
 
@@ -54,7 +54,7 @@ def environment_error(error: BaseException, command: str) -> str | None:
     """The one-line message for a failure of the machine rather than the program.
 
     A failed write into the run folder (a full disk, a file system gone
-    read-only: `hw1_keras.runs.write_failure`), or memory running out
+    read-only: `hw1_keras.write_errors`), or memory running out
     (`MemoryError`, TensorFlow's `ResourceExhaustedError`). Any other error,
     an `OSError` about another file included, is None: a bug or a cause this
     program cannot name, for its traceback.
@@ -62,7 +62,7 @@ def environment_error(error: BaseException, command: str) -> str | None:
     tensorflow = sys.modules.get("tensorflow")
     errors = getattr(tensorflow, "errors", None)
     if isinstance(error, OSError) or (errors is not None and isinstance(error, errors.OpError)):
-        message = runs.write_failure(error, runs.opened_run_dirs())
+        message = write_errors.write_failure(error, runs.opened_run_dirs())
         if message is not None:
             return message
     if isinstance(error, MemoryError) or (
@@ -129,7 +129,7 @@ def _reported_once():
     excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
 
     def ours(error) -> bool:
-        return isinstance(error, OSError) and runs.write_failure(
+        return isinstance(error, OSError) and write_errors.write_failure(
             error, runs.opened_run_dirs()) is not None
 
     sys.excepthook = lambda kind, error, trace: (

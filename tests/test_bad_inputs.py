@@ -27,7 +27,7 @@ import pytest
 
 from hw1_keras import cli as cli_module
 from hw1_keras import process as process_module
-from hw1_keras import runs
+from hw1_keras import runs, write_errors
 from hw1_keras.errors import InputError
 
 
@@ -510,7 +510,7 @@ def test_a_write_failure_without_a_file_name_is_the_run_folders_when_its_disk_is
     # PIL's and Python's buffered writes say only "No space left on device".
     _fake_run(monkeypatch, lambda out: OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
     full = os.statvfs_result((4096, 4096, 1000, 0, 0, 100, 0, 0, 0, 255))
-    monkeypatch.setattr(runs.os, "statvfs", lambda path: full)
+    monkeypatch.setattr(write_errors.os, "statvfs", lambda path: full)
     status, lines = _main_lines(["regression", "--out", str(tmp_path / "run")], capsys)
     assert_refused(status, lines, f"--out {tmp_path / 'run'}: could not write the results "
                                   "(No space left on device)")

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from hw1_keras import rerun, runs
+from hw1_keras import rerun, runs, write_errors
 from hw1_keras.errors import InputError
 from hw1_keras.rerun import check_run_dir, describe_changes
 from hw1_keras.runs import make_run_dir, read_json, write_json
@@ -289,7 +289,7 @@ def test_begin_results_unmarks_a_finished_run_and_writes_its_config_first(tmp_pa
 def test_write_failure_is_the_run_folders_only_when_it_names_it(tmp_path, error, expected):
     run = tmp_path / "run"
     run.mkdir()
-    message = runs.write_failure(error(run), [run])
+    message = write_errors.write_failure(error(run), [run])
     assert message == (f"--out {run}: {expected}" if expected else None)
 
 
@@ -297,17 +297,17 @@ def test_a_nameless_write_failure_counts_when_the_folder_is_full_or_unwritable(t
                                                                               monkeypatch):
     error = OSError(errno.ENOSPC, "No space left on device")
     full = os.statvfs_result((4096, 4096, 1000, 0, 10, 100, 0, 0, 0, 255))
-    monkeypatch.setattr(runs.os, "statvfs", lambda path: full)
-    assert "(No space left on device)" in runs.write_failure(error, [tmp_path])
+    monkeypatch.setattr(write_errors.os, "statvfs", lambda path: full)
+    assert "(No space left on device)" in write_errors.write_failure(error, [tmp_path])
     # Not about space, and the folder takes a probe file: not the folder's.
-    assert runs.write_failure(OSError(errno.EIO, "I/O error"), [tmp_path]) is None
-    monkeypatch.setattr(runs.os, "statvfs", lambda path: os.statvfs_result(
+    assert write_errors.write_failure(OSError(errno.EIO, "I/O error"), [tmp_path]) is None
+    monkeypatch.setattr(write_errors.os, "statvfs", lambda path: os.statvfs_result(
         (4096, 4096, 10**6, 10**6, 10**6, 100, 0, 0, 0, 255)))
-    assert runs.write_failure(error, [tmp_path]) is None  # Room enough: some other disk's.
+    assert write_errors.write_failure(error, [tmp_path]) is None  # Room enough: some other disk's.
 
     def read_only(folder):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
     monkeypatch.setattr(runs, "probe", read_only)
-    assert "(Read-only file system)" in runs.write_failure(OSError(None, "short write"),
+    assert "(Read-only file system)" in write_errors.write_failure(OSError(None, "short write"),
                                                            [tmp_path])
