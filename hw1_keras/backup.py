@@ -154,6 +154,26 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.chief.on_train_begin(logs)
 
 
+def run_backup(folder: Path, chief_folder: Path | None = None) -> keras.callbacks.Callback:
+    """The backup that makes a run resumable, saving into `folder` after every epoch.
+
+    Two alternating copies: a kill -9 in the middle of writing one leaves the
+    other whole to resume from (`ResumingBackup`: its weights or its
+    metadata). Kept after training, until the run's results are written
+    (`hw1_keras.task` removes it then): a run stopped while evaluating or
+    exporting then resumes with every epoch done instead of training again.
+
+    Args:
+        folder: The run's backup folder.
+        chief_folder: On a multi-worker run's other workers, the chief's
+            backup folder, which they resume from (`WorkerBackupAndRestore`;
+            `folder` is then in scratch).
+    """
+    if chief_folder is None:
+        return ResumingBackup(str(folder), double_checkpoint=True, delete_checkpoint=False)
+    return WorkerBackupAndRestore(str(chief_folder), str(folder))
+
+
 def read_log(path: Path, repair: bool = False) -> dict[str, list[float]]:
     """The CSV log as columns, one row per epoch.
 

@@ -27,7 +27,7 @@ difference on the validation set. Those winners are applied together and the
 combination trains once more at the same budget (the `combined` study, one
 setting; no trial when it is a configuration trained already); the better of
 it and the run's own configuration is retrained with the run's own recipe
-(`hw1_keras.mnist.train.train_and_export`), or, if the combination loses, the
+(`hw1_keras.task.train_and_export`), or, if the combination loses, the
 widest single win (`choose`).
 
 The run folder gets `studies/<study>.png` (validation accuracy per epoch, one
@@ -53,11 +53,11 @@ from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.mnist import data as mnist_data
 from hw1_keras.mnist.config import MnistConfig
-from hw1_keras.mnist.train import BACKUP, train_and_export
+from hw1_keras.mnist.train import BACKUP, TASK
 from hw1_keras.rerun import changes_from_saved
-from hw1_keras.runs import RUNS_ROOT, make_run_dir
+from hw1_keras.task import train_and_export
 from hw1_keras.text import plural
-from tuning import distributed, resume
+from tuning import distributed, resume, searches
 from tuning.mnist_report import setting_results, steps_line, study_records, summarize
 from tuning.mnist_writeup import decision_lines, verdict_lines, write_reports
 from tuning.mnist_combine import combine
@@ -65,14 +65,13 @@ from tuning.mnist_settings import (COMBINED, QUICK_TRIAL_IMAGES, Study, StudySet
                                    combination_study, setting_label)
 from tuning.mnist_trial import OBJECTIVE, StudyHyperModel, StudySearch
 
-TUNING_DIR = "tuning"
 
 
 class Search(NamedTuple):
     """What `search` leaves for retraining."""
 
     summary: dict | None  # `tuning.json`'s content; None on a distributed worker.
-    run_dir: Path
+    folder: searches.SearchFolder  # The run folder, and this process's role in the search.
     data: mnist_data.Mnist  # The loaded splits.
     retrain: MnistConfig | None  # The configuration chosen (`choose`); None on a worker.
 
@@ -100,8 +99,6 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
         configuration to retrain.
     """
     started = time.perf_counter()
-    role = distributed.role()
-    port = distributed.base_port()
     data = mnist_data.load(config.data, config.validation_size, config.seed)
     images = settings.trial_images or len(data.x_train)
     if images > len(data.x_train):
@@ -110,12 +107,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
                             and settings.trial_images == QUICK_TRIAL_IMAGES else "")
                          + f"; the training split has only {len(data.x_train)} images; "
                          f"pass --trial-images {len(data.x_train)} or fewer")
-    out = Path(out) if out else distributed.default_out("mnist-tune", role, RUNS_ROOT)
-    identity = settings.identity(config)
-    resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
-    run_dir = make_run_dir(str(out), "mnist-tune")
-    tuning_dir = resume.open_search_dir(run_dir / TUNING_DIR, identity, settings.fresh)
-
+    folder = searches.open_search("mnist-tune", out, settings.identity(config), settings.fresh)
+    run_dir, role = folder.run_dir, folder.role
     studies = settings.selected()
     every = sum(len(study.values) for study in studies)
     total = every if settings.trials is None else min(every, settings.trials)
@@ -123,8 +116,7 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
           f"{plural(total, 'setting')}, each trained {plural(settings.epochs_per_trial, 'epoch')} "
           f"on {images:,} of {len(data.x_train):,} "
           f"training images and scored on {len(data.x_val):,} validation images -> {run_dir}"
-          + (" (resuming; --fresh starts over)" if resuming else "")
-          + ("" if role == "single" else f"  ({role}, oracle port {port} + study)"))
+          + folder.notes("study"))
     print(f"equal budget: {steps_line(config, images, settings.epochs_per_trial)}")
     if settings.quick:
         print("quick: few images and epochs, one seed per setting; differences of a few "
@@ -140,9 +132,9 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
         settings_shown = ", ".join(setting_label(study, v, config) for v in study.values)
         print(f"study {study.name} ({study.parameter}): {settings_shown}", flush=True)
         # One oracle server per study (chief/worker mode), as for regression's stages.
-        with distributed.stage_port(index, port):
+        with folder.stage(index):
             tuner = _study_tuner(config, settings, study, min(len(study.values), budget),
-                                 tuning_dir, trained, started, jit_compile)
+                                 folder.tuning_dir, trained, started, jit_compile)
             distributed.search(tuner, x, y, validation_data=validation)
         budget -= tuner.oracle.max_trials
         if role == "worker":
@@ -164,8 +156,8 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
             print("\n".join(verdict_lines(combination)))
             print(f"check of the winners together: {setting_label(check, check.values[0], config)}"
                   ", at the same budget", flush=True)
-        with distributed.stage_port(len(studies), port):
-            tuner = _study_tuner(config, settings, check, 1, tuning_dir, trained, started,
+        with folder.stage(len(studies)):
+            tuner = _study_tuner(config, settings, check, 1, folder.tuning_dir, trained, started,
                                  jit_compile, project=_check_project(check))
             distributed.search(tuner, x, y, validation_data=validation)
         if role != "worker":
@@ -173,12 +165,12 @@ def search(config: MnistConfig, settings: StudySettings, out: str | None = None,
                                           settings.epochs_per_trial, images, len(data.y_val))
 
     if role == "worker":
-        return Search(None, run_dir, data, None)
+        return Search(None, folder, data, None)
     summary, retrain = summarize(results, check_records, combination, config, settings, images,
                                 len(data.x_val), started)
     print("\n".join(decision_lines(summary)), flush=True)
     write_reports(summary, run_dir)
-    return Search(summary, run_dir, data, retrain)
+    return Search(summary, folder, data, retrain)
 
 
 def _remember(trained: dict, records: list[dict]) -> None:
@@ -236,10 +228,10 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
     # Trials run one at a time on one device each; the device policy (precision,
     # XLA) applies to them and to the final training alike.
     runtime = devices.setup(device or devices.DeviceConfig(distribute="none"), "mnist")
-    summary, run_dir, data, retrain = search(config, settings, out, runtime.policy.jit)
+    summary, folder, data, retrain = search(config, settings, out, runtime.policy.jit)
+    run_dir = folder.run_dir
     if summary is None:
-        print("worker done; the chief retrains and exports the chosen configuration")
-        return {"run_dir": str(run_dir)}
+        return searches.worker_result(folder, "retrains and exports the chosen configuration")
     winner, decision = summary["winner"], summary["decision"]
     print(f"retraining {winner['label']} for {plural(config.epochs, 'epoch')}", flush=True)
     tuning = {"winner": {key: winner[key] for key in
@@ -248,7 +240,7 @@ def tune(config: MnistConfig, settings: StudySettings, out: str | None = None,
               "changed_by": decision["changed_by"], "inside_noise": decision["inside_noise"],
               "search_seconds": summary["seconds"], "base_config": to_dict(config)}
     _drop_superseded_retraining(run_dir, retrain)
-    return train_and_export(retrain, run_dir, data, started=started, runtime=runtime,
+    return train_and_export(TASK, retrain, run_dir, data, started=started, runtime=runtime,
                             extra={"tuning": tuning})
 
 

@@ -13,7 +13,7 @@
    error rule on paired fold differences (`tuning.select`): the run's own
    configuration stays unless something beats it by more than the noise.
 4. The choice is trained on the whole training set and exported exactly like
-   a plain run (`hw1_keras.regression.train.train_and_export`).
+   a plain run (`hw1_keras.task.train_and_export`).
 
 The folds are `--cv interior` by default: held-out stretches of x inside the
 data's range, which score how a configuration bridges a gap, as the test's
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import keras_tuner
 
@@ -42,10 +41,10 @@ from hw1_keras.config import to_dict
 from hw1_keras.errors import InputError
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel
-from hw1_keras.regression.train import load_data, train_and_export
-from hw1_keras.runs import RUNS_ROOT, make_run_dir
+from hw1_keras.regression.train import TASK, load_data
+from hw1_keras.task import train_and_export
 from hw1_keras.text import plural
-from tuning import distributed, report, resume
+from tuning import distributed, report, resume, searches
 from tuning.folds import check_folds, cv_folds
 from tuning.kfold import KFoldGridSearch, KFoldRandomSearch, grid_size
 from tuning.regression_space import (HOMEWORK_GRID, RECIPE_NAMES, SCREEN_MAX_PARAMETERS,
@@ -54,7 +53,6 @@ from tuning.regression_space import (HOMEWORK_GRID, RECIPE_NAMES, SCREEN_MAX_PAR
 from tuning.settings import SCREEN_EPOCH_DIVISOR, TuneSettings
 
 OBJECTIVE = keras_tuner.Objective("val_mse", direction="min")
-TUNING_DIR = "tuning"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +69,8 @@ class Stage:
     cv: str = "interior"  # How the folds are made (`tuning.folds.cv_folds`).
 
 
-def _search(stage: Stage, index: int, config: RegressionConfig, train, project_root: Path,
-            port: int | None, jit_compile: bool | str = "auto"):
+def _search(stage: Stage, index: int, config: RegressionConfig, train,
+            folder: searches.SearchFolder, jit_compile: bool | str = "auto"):
     """Runs (or resumes, or serves, or works on) one stage; returns its tuner.
 
     `jit_compile`: the trials' XLA setting; "auto" compiles only trials long
@@ -80,8 +78,8 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
     """
     print(f"stage {index + 1} ({stage.name}): {plural(stage.max_trials, 'configuration')} x "
           f"{stage.folds}-fold CV, {stage.epochs} epochs each", flush=True)
-    with distributed.stage_port(index, port):
-        with resume.reading_state(project_root / stage.name):
+    with folder.stage(index):
+        with resume.reading_state(folder.tuning_dir / stage.name):
             tuner = stage.tuner_class(
                 RegressionHyperModel(epochs=stage.epochs, log_every=config.log_every,
                                      seed=config.seed, jit_compile=jit_compile),
@@ -97,7 +95,7 @@ def _search(stage: Stage, index: int, config: RegressionConfig, train, project_r
                 fold_seed=config.seed,
                 cv=stage.cv,
                 describe=describe,
-                directory=str(project_root),
+                directory=str(folder.tuning_dir),
                 project_name=stage.name,
                 overwrite=False,
             )
@@ -152,25 +150,20 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     # Named as the flag, which may be left at its default.
     check_folds(settings.folds, len(train), flag="--folds")
     cv_folds(settings.cv, train.x, settings.folds, config.seed)  # Too few points for them?
-    role = distributed.role()
-    port = distributed.base_port()
     screen_epochs = max(1, config.epochs // SCREEN_EPOCH_DIVISOR)
     base = center = config_values(config)
     # --ensemble changes only the final training: a rerun with another resumes.
     identity = {"search": settings.identity(),
                 "config": {k: v for k, v in to_dict(config).items() if k != "ensemble"}}
-    out = Path(out) if out else distributed.default_out("regression-tune", role, RUNS_ROOT)
-    resuming = resume.check_resumable(out / TUNING_DIR, identity, settings.fresh)
-    run_dir = make_run_dir(str(out), "regression-tune")
-    tuning_dir = resume.open_search_dir(run_dir / TUNING_DIR, identity, settings.fresh)
+    folder = searches.open_search("regression-tune", out, identity, settings.fresh)
+    run_dir, role = folder.run_dir, folder.role
     print(f"regression --tune: {len(train)} training points, {settings.cv} folds -> {run_dir}"
-          + (" (resuming its search; --fresh starts over)" if resuming else "")
-          + ("" if role == "single" else f"  ({role}, oracle port {port} + stage)"))
+          + folder.notes("stage"))
 
     stages = []
 
     def run_stage(stage: Stage):
-        tuner = _search(stage, len(stages), config, train, tuning_dir, port, trial_jit)
+        tuner = _search(stage, len(stages), config, train, folder, trial_jit)
         stages.append((stage, tuner))
         return tuner
 
@@ -196,8 +189,7 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     run_stage(Stage("grid", KFoldGridSearch, space, settings.folds, config.epochs,
                     grid_size(space), cv=settings.cv))
     if role == "worker":
-        print("worker done; the chief trains and exports the winner")
-        return {"run_dir": str(run_dir)}
+        return searches.worker_result(folder, "trains and exports the winner")
 
     summary = report.write_report(stages, base, run_dir, started)
     choice = summary["choice"]
@@ -205,8 +197,8 @@ def tune(config: RegressionConfig, settings: TuneSettings, out: str | None = Non
     print(f"chosen: val_mse {winner['mean']:.4g} ± {winner['std']:.2g} over "
           f"{settings.folds} folds, {describe(winner['hyperparameters'])}: "
           f"{choice['reason']}; training it on all {len(train)} points", flush=True)
-    return train_and_export(config_from_values(config, winner["hyperparameters"]), run_dir,
-                            data, started=started, runtime=runtime, extra={"tuning": {
+    return train_and_export(TASK, config_from_values(config, winner["hyperparameters"]),
+                            run_dir, data, started=started, runtime=runtime, extra={"tuning": {
         "winner_cv_val_mse": winner["mean"],
         "winner_cv_val_mse_std": winner["std"],
         "kept_own_configuration": choice["baseline"] is winner,

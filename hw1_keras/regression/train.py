@@ -10,15 +10,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from hw1_keras import devices, plots, replicas, stacked
-from hw1_keras.config import to_dict
+from hw1_keras import devices, plots, stacked, task
 from hw1_keras.errors import InputError
 from hw1_keras.export import export_saved_model
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.model import RegressionHyperModel, epochs_per_call, hyperparameters
-from hw1_keras.rerun import check_run_dir
-from hw1_keras.runs import begin_results, make_run_dir, write_json
+from hw1_keras.task import Trained
 from hw1_keras.training import ProgressLine, divergence_callbacks, seed_everything
 
 # A spacing between neighbouring training points counts as a dark interval in
@@ -81,9 +79,15 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
             on one device.
 
     Returns:
-        `(model, history, seconds)`: under a strategy, `model` is a
-        single-device float32 copy of the trained one.
+        `(model, history, seconds)`: under a strategy, `model` is the
+        distributed one (`hw1_keras.task` makes the single-device copy).
     """
+    trained = _train(config, train, test, verbose=verbose, jit_compile=jit_compile,
+                     runtime=runtime)
+    return trained.model, trained.details["history"], trained.details["seconds"]
+
+
+def _train(config, train, test, *, verbose=True, jit_compile=True, runtime=None) -> Trained:
     seed_everything(config.seed)
     if runtime is not None:
         jit_compile = runtime.policy.jit
@@ -103,10 +107,8 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
         start = time.perf_counter()
         history = hypermodel.fit(hp, model, train.x, train.y,
                                  validation_data=(test.x, test.y), callbacks=callbacks)
-    seconds = time.perf_counter() - start
-    if runtime is not None:
-        model = replicas.trained_copy(model, lambda: hypermodel.build(hp), runtime)
-    return model, history, seconds
+    return Trained(model, lambda: hypermodel.build(hp),
+                   {"history": history, "seconds": time.perf_counter() - start})
 
 
 def _train_ensemble(config, hypermodel, hp, train, test, callbacks, runtime):
@@ -125,7 +127,9 @@ def _train_ensemble(config, hypermodel, hp, train, test, callbacks, runtime):
     start = time.perf_counter()
     history = hypermodel.fit_ensemble(hp, members, train.x, train.y,
                                       validation_data=(test.x, test.y), callbacks=callbacks)
-    return stacked.averaged(members), history, time.perf_counter() - start
+    # Trained outside any strategy: the average is kept as it is.
+    return Trained(stacked.averaged(members), None,
+                   {"history": history, "seconds": time.perf_counter() - start})
 
 
 def members(model) -> list:
@@ -181,109 +185,69 @@ def load_data(config: RegressionConfig) -> tuple:
     return train, test, gaps, embedded
 
 
+class RegressionTask(task.Task):
+    """The regression's steps for `hw1_keras.task`: the homework's run, end to end."""
+
+    name = "regression"
+
+    def load(self, config: RegressionConfig) -> tuple:
+        return load_data(config)
+
+    def batch_size(self, config: RegressionConfig, data: tuple) -> int:
+        return min(config.batch_size, len(data[0]))  # Keras takes a batch no bigger than the data.
+
+    def train(self, config, data, run_dir, *, runtime, chief_dir) -> Trained:
+        train, test, _, _ = data
+        if runtime is None or runtime.is_chief:
+            print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
+        trained = _train(config, train, test, runtime=runtime)
+        loss = trained.details["history"].history["loss"][-1]
+        if not np.isfinite(loss):
+            raise InputError(
+                f"training diverged (loss {loss}) with --lr {config.learning_rate:g}; try a "
+                f"smaller one, e.g. --lr {config.learning_rate / 10:g}, and check that the "
+                "data's values are not huge")
+        return trained
+
+    def results(self, config, model, data, trained, run_dir) -> dict:
+        train, test, gaps, embedded = data
+        history = trained.details["history"]
+        regression_data.write_csv(train, run_dir / "train_data.csv")
+        regression_data.write_csv(test, run_dir / "test_data.csv")
+        block = epochs_per_call(config.epochs, config.log_every)
+        plot_fit(model, train, test, gaps, run_dir / "fit.png", embedded=embedded)
+        plots.weight_histograms(members(model)[0], run_dir / "weights.png")
+        plot_losses(history, block, config.epochs, run_dir / "loss.png")
+        plots.activation_function(config.activations[0],
+                                  run_dir / f"{config.activations[0]}.png")
+        export_saved_model(model, run_dir / "saved_model",
+                           [tf.TensorSpec((None, 1), tf.float32, name="x")])
+        return {
+            **evaluate(model, train, test, gaps),
+            **(noise_floor(test) if embedded else {}),
+            "gaps": gaps,
+            "train_seconds": trained.details["seconds"],
+            "optimizer_steps": int(history.model.optimizer.iterations.numpy()),
+            # Per logged block of epochs: the learning curve behind loss.png.
+            "history": {key: [float(v) for v in values]
+                        for key, values in history.history.items()},
+            "data": "embedded" if embedded else {"train": config.train, "test": config.test},
+        }
+
+    def summary(self, metrics: dict) -> str:
+        return (f"train MSE {metrics['train_mse']:.4f}  test MSE {metrics['test_mse']:.4f}  "
+                f"(gaps {_show(metrics['test_mse_gaps'])}, "
+                f"outside {_show(metrics['test_mse_outside'])})  {metrics['parameters']} "
+                f"parameters, trained in {metrics['train_seconds']:.1f}s")
+
+
+TASK = RegressionTask()
+
+
 def run(config: RegressionConfig, out: str | None = None,
         device: devices.DeviceConfig | None = None) -> dict:
-    """Trains, evaluates, plots and exports one regression run.
-
-    Every input is validated before the run folder is touched, so a bad flag or
-    file never disturbs an earlier run's results.
-
-    Args:
-        config: The run's configuration.
-        out: The run folder (default: a new one under `runs/`).
-        device: Hardware settings (default: `DeviceConfig()`, which picks).
-
-    Returns:
-        The metrics written to `metrics.json`, with `run_dir` added (for a
-        multi-worker run's other workers, which write nothing: `{}`).
-    """
-    started = time.perf_counter()
-    runtime = devices.setup(device or devices.DeviceConfig(), "regression")
-    train, test, gaps, embedded = load_data(config)
-    devices.check_batch(min(config.batch_size, len(train)), runtime.policy)
-    if not runtime.is_chief:
-        # Every worker takes part in training; only the chief writes results.
-        train_model(config, train, test, runtime=runtime)
-        return {}
-    new_folder = out is None or not Path(out).exists()
-    run_dir = make_run_dir(out, "regression")
-    check_run_dir(run_dir, to_dict(config))
-    print(f"regression: {len(train)} train / {len(test)} test points -> {run_dir}")
-    try:
-        return train_and_export(config, run_dir, (train, test, gaps, embedded),
-                                started=started, runtime=runtime)
-    except InputError:
-        if new_folder:
-            with contextlib.suppress(OSError):
-                run_dir.rmdir()  # Only while still empty: a failed run leaves no folder.
-        raise
-
-
-def train_and_export(config: RegressionConfig, run_dir: Path, data: tuple, *,
-                     started: float, extra: dict | None = None,
-                     runtime: devices.Runtime | None = None) -> dict:
-    """Trains `config` on all the training data, then writes the run folder's files.
-
-    The one path to a finished run, for a plain run and for the winner of a
-    search alike: metrics, data, plots and the SavedModel.
-
-    Args:
-        config: The configuration to train.
-        run_dir: The run folder (created).
-        data: `load_data(config)`'s `(train, test, gaps, embedded)`.
-        started: `time.perf_counter()` at the start of the run, for
-            `total_seconds`.
-        extra: More entries for `metrics.json` (e.g. a search's summary).
-        runtime: Where to train (default: here, on one device).
-
-    Returns:
-        The metrics written to `metrics.json`, with `run_dir` added.
-    """
-    train, test, gaps, embedded = data
-    model, history, seconds = train_model(config, train, test, runtime=runtime)
-    if not np.isfinite(history.history["loss"][-1]):
-        raise InputError(
-            f"training diverged (loss {history.history['loss'][-1]}) with --lr "
-            f"{config.learning_rate:g}; try a smaller one, e.g. --lr "
-            f"{config.learning_rate / 10:g}, and check that the data's values are not huge"
-        )
-    # Written only now, so a failed run leaves an earlier run in `out` as it was.
-    begin_results(run_dir, to_dict(config))
-    regression_data.write_csv(train, run_dir / "train_data.csv")
-    regression_data.write_csv(test, run_dir / "test_data.csv")
-    metrics = {
-        **evaluate(model, train, test, gaps),
-        **(noise_floor(test) if embedded else {}),
-        "gaps": gaps,
-        "parameters": model.count_params(),
-        "train_seconds": seconds,
-        "optimizer_steps": int(history.model.optimizer.iterations.numpy()),
-        # Per logged block of epochs: the learning curve behind loss.png.
-        "history": {key: [float(v) for v in values]
-                    for key, values in history.history.items()},
-        "seed": config.seed,
-        "data": "embedded" if embedded else {"train": config.train, "test": config.test},
-        "config": to_dict(config),
-        **({"device": runtime.record()} if runtime is not None else {}),
-        **(extra or {}),
-    }
-
-    block = epochs_per_call(config.epochs, config.log_every)
-    plot_fit(model, train, test, gaps, run_dir / "fit.png", embedded=embedded)
-    plots.weight_histograms(members(model)[0], run_dir / "weights.png")
-    plot_losses(history, block, config.epochs, run_dir / "loss.png")
-    plots.activation_function(config.activations[0], run_dir / f"{config.activations[0]}.png")
-    export_saved_model(model, run_dir / "saved_model",
-                       [tf.TensorSpec((None, 1), tf.float32, name="x")])
-    metrics["total_seconds"] = time.perf_counter() - started
-    write_json(run_dir / "metrics.json", metrics)
-    print(
-        f"train MSE {metrics['train_mse']:.4f}  test MSE {metrics['test_mse']:.4f}  "
-        f"(gaps {_show(metrics['test_mse_gaps'])}, outside {_show(metrics['test_mse_outside'])})  "
-        f"{metrics['parameters']} parameters, trained in {seconds:.1f}s"
-    )
-    print(f"results in {run_dir}/")
-    return {**metrics, "run_dir": str(run_dir)}
+    """Trains, evaluates, plots and exports one regression run (`hw1_keras.task.run`)."""
+    return task.run(TASK, config, out, device)
 
 
 def _show(value: float | None) -> str:
