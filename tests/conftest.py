@@ -66,6 +66,21 @@ def _run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     )
 
 
+def run_cli(*argv) -> int:
+    """`python run.py ARGS...` in this process, TensorFlow and all; the exit status.
+
+    For cases that need no process of their own (no `--cpu-devices`, no kill,
+    no cluster): the TensorFlow this process imported once serves them all,
+    where a subprocess per case pays about 6 CPU-seconds to start.
+    """
+    from hw1_keras import cli as cli_module
+
+    try:
+        return cli_module.main([str(arg) for arg in argv])
+    except SystemExit as exit_:  # argparse's errors.
+        return exit_.code
+
+
 @pytest.fixture(scope="session")
 def cli():
     """Runs `python run.py ARGS...` from the repo root; returns the CompletedProcess."""

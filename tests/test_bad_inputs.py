@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from hw1_keras import cli as cli_module
 from hw1_keras import process as process_module
 from hw1_keras import runs, write_errors
@@ -35,14 +36,6 @@ def digest(folder: Path) -> dict[str, str]:
     """The SHA-256 of every file under `folder`, by relative path."""
     return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
-def run_cli(*argv) -> int:
-    """`main(argv)` in this process, TensorFlow and all; returns the exit status."""
-    try:
-        return cli_module.main([str(arg) for arg in argv])
-    except SystemExit as exit_:  # argparse's errors.
-        return exit_.code
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from test_bad_inputs import run_cli
+from conftest import run_cli
 
 
 def stderr_lines(result) -> list[str]:

@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from hw1_keras import cluster
 from hw1_keras.devices import DeviceConfig, Policy, check_batch, choose_policy, read_tf_config
 from hw1_keras.errors import InputError
@@ -143,11 +144,10 @@ SHORT_REGRESSION = ["regression", "--epochs", "200", "--log-every", "100"]
 
 
 @pytest.fixture(scope="module")
-def one_device_run(cli, tmp_path_factory):
-    """The short regression in one process on one device: the reference curve."""
+def one_device_run(tmp_path_factory):
+    """The short regression on one device, in this process: the reference curve."""
     out = tmp_path_factory.mktemp("single") / "run"
-    result = cli(*SHORT_REGRESSION, "--out", out)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert run_cli(*SHORT_REGRESSION, "--out", out) == 0
     metrics = _metrics(out)
     assert metrics["device"]["strategy"] == "none"
     return metrics
@@ -166,17 +166,18 @@ def test_regression_mirrored_over_two_logical_cpus_matches_one_device(cli, tmp_p
     assert (tmp_path / "mirrored" / "saved_model" / "saved_model.pb").exists()
 
 
-def test_a_short_last_batch_trains_mirrored_as_on_one_device(cli, tmp_path):
+def test_a_short_last_batch_trains_mirrored_as_on_one_device(cli, tmp_path, capfd):
     # 100 points at batch 30: every epoch ends with a batch of 10 real rows
     # padded to 30, which the replicas must average over its 10 rows only.
     # 250 epochs logged every 100: the last block is short (50 epochs), and
     # must train and log its own 200 steps, not a 400-step epoch cut short.
     short = ["regression", "--epochs", "250", "--log-every", "100", "--batch-size", "30"]
-    runs = {name: cli(*short, *flags, "--out", tmp_path / name) for name, flags in (
-        ("one", []), ("mirrored", ["--distribute", "mirrored", "--cpu-devices", "2"]))}
-    for result in runs.values():
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "ran out of data" not in result.stderr
+    assert run_cli(*short, "--out", tmp_path / "one") == 0  # One device: this process.
+    assert "ran out of data" not in capfd.readouterr().err
+    result = cli(*short, "--distribute", "mirrored", "--cpu-devices", "2",
+                 "--out", tmp_path / "mirrored")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ran out of data" not in result.stderr
     one, mirrored = _metrics(tmp_path / "one"), _metrics(tmp_path / "mirrored")
     assert mirrored["optimizer_steps"] == one["optimizer_steps"] == 250 * 4
     assert len(mirrored["history"]["loss"]) == 3
@@ -192,7 +193,7 @@ def test_a_short_last_batch_trains_mirrored_as_on_one_device(cli, tmp_path):
     (["--precision", "bfloat16"], {"replicas": 1, "precision": "mixed_bfloat16"}),
 ], ids=["mirrored", "bfloat16"])
 def test_mnist_trained_mirrored_or_in_bfloat16_exports_a_plain_model(cli, tmp_path, small_npz,
-                                                                     flags, device):
+                                                                     flags, device, capsys):
     out = tmp_path / "run"
     result = cli("mnist", "--data", small_npz, "--validation-size", "200", "--dense-units", "64",
                  "--epochs", "1", *flags, "--out", out, timeout=240)
@@ -203,11 +204,12 @@ def test_mnist_trained_mirrored_or_in_bfloat16_exports_a_plain_model(cli, tmp_pa
     # No bfloat16 or float16 anywhere in the exported graph (a mixed-precision
     # model keeps float32 weights, but its graph would compute in bfloat16).
     assert not graph_dtypes(out / "saved_model") & {"bfloat16", "float16"}
-    # The export is the single-device float32 model: it answers in a fresh process.
+    # The export is the single-device float32 model: it answers in a process
+    # that never trained it, with no strategy and the default policy.
     image = np.load(small_npz)["x_test"][:1]
-    check = cli("predict", "--model", out / "saved_model", *_pngs(tmp_path, image))
-    assert check.returncode == 0, check.stderr[-2000:]
-    assert check.stdout.count("(") == 1
+    capsys.readouterr()
+    assert run_cli("predict", "--model", out / "saved_model", *_pngs(tmp_path, image)) == 0
+    assert capsys.readouterr().out.count("(") == 1
 
 
 def graph_dtypes(saved_model_dir) -> set[str]:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_cli
 from hw1_keras.mnist.config import MnistConfig
 
 # Small and fast: conftest's 1,200-image slice, a 64-unit dense layer, 2 epochs.
@@ -21,7 +22,7 @@ SMALL = {"validation_size": 200, "dense_units": 64, "epochs": 2}
 QUIET = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}  # For the runs started here.
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_run(tmp_path_factory, small_npz):
     from hw1_keras.mnist.train import run
 
@@ -176,19 +177,23 @@ def _kill_when(small_npz, out, repo_root, ready) -> list[str]:
     return command
 
 
-def _rerun_to_the_end(command, out, repo_root) -> subprocess.CompletedProcess:
-    """Reruns `command`; checks it finished all 3 epochs, each logged, as a resumed run."""
-    finished = subprocess.run(command, cwd=repo_root, env=QUIET, capture_output=True,
-                              text=True, timeout=180)
-    assert finished.returncode == 0, finished.stderr
+def _rerun_to_the_end(command, out, capsys) -> str:
+    """Reruns `command` in this process (only the kill needs a process of its own).
+
+    Checks it finished all 3 epochs, each logged, as a resumed run; returns
+    what it printed.
+    """
+    capsys.readouterr()
+    assert run_cli(*command[2:]) == 0  # Without `python run.py`.
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed"] is True and metrics["epochs"] == 3
     epochs = [int(row.split(",")[0]) for row in _rows(out / "training_log.csv")]
     assert sorted(set(epochs)) == [0, 1, 2]
-    return finished
+    return capsys.readouterr().out
 
 
-def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, repo_root):
+def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, repo_root,
+                                                         capsys):
     out = tmp_path / "resumable"
     # An epoch's log row is written just before its backup, and the backup's
     # weights before its metadata (BackupAndRestore's own file): wait for the
@@ -199,12 +204,12 @@ def test_a_killed_run_resumes_at_its_last_finished_epoch(small_npz, tmp_path, re
         len(_rows(out / "training_log.csv")) >= 1 and backup_done.exists()))
     killed_after = len(_rows(out / "training_log.csv"))
     assert 1 <= killed_after < 3 and (out / "backup").exists()
-    finished = _rerun_to_the_end(command, out, repo_root)
-    assert f"resuming after epoch {killed_after}" in finished.stdout
+    printed = _rerun_to_the_end(command, out, capsys)
+    assert f"resuming after epoch {killed_after}" in printed
 
 
 def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_path,
-                                                                repo_root):
+                                                                repo_root, capsys):
     # kill -9 in the middle of writing the backup's weights leaves a torn file;
     # the run keeps the previous backup too (double_checkpoint) and resumes
     # from that one instead of failing.
@@ -215,7 +220,7 @@ def test_a_backup_torn_by_a_kill_falls_back_to_the_previous_one(small_npz, tmp_p
     weights = out / "backup" / "latest.weights.h5"
     assert (out / "backup" / "latest.weights.h5.bkp").exists()
     weights.write_bytes(weights.read_bytes()[:1000])  # Torn mid-write.
-    _rerun_to_the_end(command, out, repo_root)
+    _rerun_to_the_end(command, out, capsys)
 
 
 def test_a_run_stopped_while_exporting_finishes_without_training_again(small_npz, tmp_path,
