@@ -164,6 +164,12 @@ def train_and_export(task: Task, config, run_dir: Path, data, *, started: float,
         print(f"{run_dir}: this run finished already ({task.headline(finished)}); its results "
               "are kept. Pass another --out to train it again.")
         return {**finished, "run_dir": str(run_dir)}
+    if task.backup is not None:
+        # Before training: a backup resumes only under the configuration it
+        # saved. (The folder itself was accepted already, by `run` or a search.)
+        if (run_dir / task.backup).exists():
+            check_run_dir(run_dir, to_dict(config), interrupted=True, search=True)
+        runs.begin_results(run_dir, to_dict(config))
     trained = task.train(config, data, run_dir, runtime=runtime, chief_dir=chief_dir)
     model = trained.model
     if runtime is not None:
@@ -173,7 +179,7 @@ def train_and_export(task: Task, config, run_dir: Path, data, *, started: float,
             return {}
     if task.backup is None:
         # Only now, so that a failed training leaves an earlier run in the
-        # folder as it was. (A resuming task marks its folder before training.)
+        # folder as it was.
         runs.begin_results(run_dir, to_dict(config))
     metrics = {
         **task.results(config, model, data, trained, run_dir),

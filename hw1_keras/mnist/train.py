@@ -130,15 +130,11 @@ class MnistTask(task.Task):
 
     def train(self, config, data, run_dir, *, runtime, chief_dir) -> Trained:
         resumed_log = read_log(run_dir / LOG, repair=True) if (run_dir / BACKUP).exists() else {}
-        if resumed_log:  # The best setting of a search, resumed in the search's folder.
-            check_run_dir(run_dir, to_dict(config), interrupted=True, search=True)
         if not resumed_log and (run_dir / LOG).exists():
             (run_dir / LOG).unlink()  # A finished earlier run: start its log afresh.
         print(f"mnist: {len(data.x_train)} train / {len(data.x_val)} validation / "
               f"{len(data.x_test)} test images -> {run_dir}"
               + (f" (resuming after epoch {len(resumed_log['epoch'])})" if resumed_log else ""))
-        # Before training: the backup resumes only under the configuration it saved.
-        runs.begin_results(run_dir, to_dict(config))
 
         seed_everything(config.seed)
         hypermodel = MnistHyperModel.from_config(
