@@ -1,7 +1,8 @@
 """Shared fixtures: the repo root on sys.path, quiet TensorFlow, one tiny run, the tiers.
 
 Two tiers. The unit tier (`python -m pytest --unit`) runs in this process on
-tiny tensors, for the edit-test loop. The integration tier is every test that
+tiny tensors, for the edit-test loop; a test of it that starts a process fails
+(`_unit_tests_start_no_process`). The integration tier is every test that
 starts `run.py` or a cluster in subprocesses, or reads real MNIST: those that
 use the `cli`, `mnist_file` or `tiny_run` fixtures are marked `integration`
 by themselves, the rest by `@pytest.mark.integration`. The default command
@@ -109,6 +110,24 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_process(request, monkeypatch):
+    """Keeps the unit tier what it says: a test starting Python in a process must be
+    marked `integration` (system tools such as `mount` take milliseconds and may run)."""
+    if request.node.get_closest_marker("integration"):
+        return
+    start = subprocess.Popen.__init__
+
+    def checked(self, args, *rest, **kwargs):
+        program = str(args[0] if isinstance(args, (list, tuple)) else args).split()[0]
+        if program == sys.executable or Path(program).name.startswith("python"):
+            raise AssertionError(f"{request.node.nodeid} starts Python in a process: mark it "
+                                 "@pytest.mark.integration")
+        start(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", checked)
 
 
 def _online(host: str = "storage.googleapis.com") -> bool:

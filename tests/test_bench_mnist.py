@@ -86,6 +86,7 @@ def test_interrupting_the_resume_part_kills_the_run_it_waits_on(tmp_path, monkey
         os.killpg(process.pid, 0)
 
 
+@pytest.mark.integration
 def test_a_failed_run_ends_in_its_one_line_error(tmp_path):
     config = dataclasses.replace(MnistConfig(), data=str(tmp_path / "missing.npz"))
     with pytest.raises(InputError, match=r"^the benchmark's run.py mnist --quick .* exited "

@@ -258,6 +258,7 @@ def _pngs(folder, images):
     return paths
 
 
+@pytest.mark.integration
 def test_two_workers_on_loopback_train_as_one(tmp_path, one_device_run):
     outs = [str(tmp_path / "chief"), str(tmp_path / "worker1")]
     workers = cluster.run_workers(SHORT_REGRESSION, count=2, timeout=110, outs=outs)
