@@ -64,7 +64,7 @@ def noise_floor(test) -> dict:
 
 
 def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
-                jit_compile: bool = True, runtime: devices.Runtime | None = None):
+                jit_compile: bool = True):
     """Builds and trains the configured model.
 
     Args:
@@ -73,17 +73,13 @@ def train_model(config: RegressionConfig, train, test, *, verbose: bool = True,
         test: Test split, used only to log the test MSE on the learning curve;
             it never steers training (no early stopping, no selection).
         verbose: Print a progress line every few seconds.
-        jit_compile: XLA-compile the training loop (the runtime's policy
-            decides instead when a runtime is given).
-        runtime: Where to train (`hw1_keras.devices.setup`); default: here,
-            on one device.
+        jit_compile: XLA-compile the training loop.
 
     Returns:
-        `(model, history, seconds)`: under a strategy, `model` is the
-        distributed one (`hw1_keras.task` makes the single-device copy).
+        `(model, history, seconds)`, trained here on one device (`python run.py
+        regression` goes through `RegressionTask`, which may distribute).
     """
-    trained = _train(config, train, test, verbose=verbose, jit_compile=jit_compile,
-                     runtime=runtime)
+    trained = _train(config, train, test, verbose=verbose, jit_compile=jit_compile)
     return trained.model, trained.details["history"], trained.details["seconds"]
 
 
