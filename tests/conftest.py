@@ -30,6 +30,12 @@ if str(REPO_ROOT) not in sys.path:
 
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One xdist worker per core already keeps every core busy: one compute
+    # thread per TensorFlow (the worker's and the runs it starts, which inherit
+    # this) instead of each pool spinning on all cores against the others.
+    # Inter-op threads stay as they are: collective ops need more than one.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 # The tiny configuration every shared run uses: 20 epochs, 2 compiled calls.
 TINY = {"epochs": 20, "log_every": 10}

@@ -89,8 +89,8 @@ def test_a_seeded_training_with_augmentation_repeats_exactly():
     from hw1_keras.mnist.model import MnistHyperModel
 
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (512, 28, 28), dtype=np.uint8)
-    labels = rng.integers(0, 10, 512)
+    images = rng.integers(0, 256, (128, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 128)
     config = MnistConfig(epochs=1, dense_units=32, filters=(8, 16), batch_size=16)
 
     def train():
