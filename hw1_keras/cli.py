@@ -34,6 +34,8 @@ BENCH_FLAGS = {
     "family": (("tune",), False),
     "resume_epochs": (("mnist",), 4),
     "out": (("mnist", "tune"), None),
+    "against": (("tests",), None),
+    "runs": (("tests",), 1),
 }
 # Where each benchmark lives, as an entry point ("module:function"). The
 # benchmarks sit above the library (they time and judge it), so the library
@@ -46,7 +48,9 @@ BENCHMARKS = {
     "distribute": "benchmarks.distribute:main",
     "photos": "benchmarks.photos:main",
     "inputs": "benchmarks.inputs:main",
+    "tests": "benchmarks.suite:main",
 }
+NO_TENSORFLOW = {"tests"}  # Benchmarks that only time other processes.
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,12 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a task's benchmark and print the figures BENCHMARKS.md records, "
                     "then a JSON summary.",
     )
-    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute", "photos", "inputs"],
+    bench.add_argument("task", choices=["regression", "mnist", "tune", "distribute", "photos",
+                                        "inputs", "tests"],
                        help="which benchmark (tune: regression --tune, about 7 min; "
                             "distribute: mirrored overhead and 2 workers on loopback, "
                             "needs --data; photos: predict on photographed test digits, "
                             "needs --data and --model; inputs: the bad-input battery, refusal "
-                            "times, predict's memory on a huge image with --model)")
+                            "times, predict's memory on a huge image with --model; tests: "
+                            "the README's two test commands, timed)")
     bench.add_argument("--seeds", type=arguments.positive_int, default=None,
                        help="seeds for accuracy mean and std (default: 3 regression and "
                             "tune, 2 mnist)")
@@ -134,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "new folder for the timed search (default: a temporary one); "
                             "tune --family: where each data set's result is kept, so that a "
                             "rerun resumes (default: runs/bench-family)")
+    bench.add_argument("--against", metavar="REV",
+                       help="tests: also time the suite at this commit, in a clone beside "
+                            "this checkout, taking turns with it (default: this checkout only)")
+    bench.add_argument("--runs", type=arguments.positive_int, default=None,
+                       help="tests: timed runs of each command and checkout (default: 1)")
     return parser
 
 
@@ -231,7 +242,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "bench":
         _bench_defaults(args)
         inputs.check(args)
-        process.import_tensorflow_quietly()
+        if args.task not in NO_TENSORFLOW:
+            process.import_tensorflow_quietly()
         results = _benchmark(args)(args)
         print(json.dumps(results, default=float))
         return 0

@@ -16,6 +16,7 @@ tests. Tests that need to modify a run folder copy it first.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -86,6 +87,14 @@ def run_cli(*argv) -> int:
         return cli_module.main([str(arg) for arg in argv])
     except SystemExit as exit_:  # argparse's errors.
         return exit_.code
+
+
+def in_this_process(*argv) -> subprocess.CompletedProcess:
+    """`run_cli`, with what it printed: as `subprocess.run(..., capture_output=True)` returns."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = run_cli(*argv)
+    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,12 @@ tests that inspect them.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import in_this_process
 
 
 def stderr_lines(result) -> list[str]:
@@ -100,10 +97,10 @@ def test_bench_fills_in_the_defaults_of_the_flags_it_reads():
     assert (args.cv, args.seeds, args.out) == ("random", None, None)
 
 
-def test_bench_tune_refuses_a_folder_holding_a_search(cli, tmp_path):
+def test_bench_tune_refuses_a_folder_holding_a_search(tmp_path):
     (tmp_path / "tuning.json").write_text("{}")  # An earlier search: it would resume.
-    result = cli("bench", "tune", "--out", tmp_path)
-    assert_user_error(result, f"--out {tmp_path}: not empty", "new folder")
+    assert_user_error(in_this_process("bench", "tune", "--out", tmp_path),
+                      f"--out {tmp_path}: not empty", "new folder")
     assert [p.name for p in tmp_path.iterdir()] == ["tuning.json"]
 
 
@@ -231,14 +228,6 @@ TF_ERRORS = {
 IN_A_PROCESS = {"out_holds_another_seed", "predict_no_inputs"}
 
 
-def in_this_process(*argv) -> subprocess.CompletedProcess:
-    """`run.py ARGV` as `main(ARGV)` here: the exit status and what it printed."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = run_cli(*argv)
-    return subprocess.CompletedProcess(argv, status, out.getvalue(), err.getvalue())
-
-
 @pytest.fixture(scope="module")
 def tf_error(cli, tiny_run, tmp_path_factory):
     """Runs each TensorFlow-importing error case once: `name -> (result, extra)`."""
@@ -295,11 +284,11 @@ def reference_serve(tiny_run):
                                                .reshape(-1, 1))).numpy().ravel()
 
 
-def test_predict_values_and_input_csv(cli, tiny_run, tmp_path, reference_serve):
+def test_predict_values_and_input_csv(tiny_run, tmp_path, reference_serve):
     inputs = tmp_path / "inputs.csv"
     inputs.write_text("input,label\n1.25,0\n-2,0\n0.5,0\n")
-    result = cli("predict", "--model", tiny_run[0] / "saved_model", "--input", inputs,
-                 "0.5", "-3")
+    result = in_this_process("predict", "--model", tiny_run[0] / "saved_model", "--input",
+                             inputs, "0.5", "-3")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "input,prediction"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import in_this_process, run_cli
 from hw1_keras.mnist.config import MnistConfig
 
 # Small and fast: conftest's 1,200-image slice, a 64-unit dense layer, 2 epochs.
@@ -96,7 +96,7 @@ def test_exports_match_keras_in_a_fresh_process(small_run, small_npz, tmp_path):
     assert np.max(np.abs(result["onnx"] - probabilities)) <= 1e-5  # ONNX serves them too.
 
 
-def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tmp_path, cli):
+def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tmp_path):
     run_dir, _ = small_run
     with np.load(small_npz) as archive:
         digit = archive["x_test"][0]
@@ -104,7 +104,7 @@ def test_predict_answers_good_images_and_names_bad_ones(small_run, small_npz, tm
     Image.fromarray(255 - digit).resize((112, 112)).save(good)
     bad = tmp_path / "bad.png"
     bad.write_text("hello")
-    result = cli("predict", "--model", run_dir / "saved_model", good, bad)
+    result = in_this_process("predict", "--model", run_dir / "saved_model", good, bad)
     assert result.returncode == 2
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{good}: ")
