@@ -17,6 +17,11 @@ def row(label: str, value: str, width: int = 52) -> None:
     print(f"  {label:<{width}} {value}", flush=True)
 
 
+def last_line(text: str) -> str:
+    """A failed command's last non-blank line of output, for a one-line error."""
+    return ([line for line in text.splitlines() if line.strip()] or ["no output"])[-1]
+
+
 def run_py_command(arguments: list[str]) -> list[str]:
     """`python run.py ARGUMENTS` as a command line, for this interpreter and checkout."""
     return [sys.executable, str(REPO_ROOT / "run.py"), *map(str, arguments)]
@@ -42,7 +47,7 @@ def run_py(arguments: list[str], **popen) -> float:
                             stderr=subprocess.PIPE, text=True, **popen)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        last = ([line for line in result.stderr.splitlines() if line.strip()] or ["no output"])[-1]
+        last = last_line(result.stderr)
         raise InputError(f"the benchmark's run.py {' '.join(arguments)} exited with "
                          f"{result.returncode}: {last}")
     return seconds

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from benchmarks.common import REPO_ROOT, row
+from benchmarks.common import REPO_ROOT, last_line, row
 from hw1_keras.errors import InputError
 
 # Each tier's pytest arguments after `python -m pytest -q` (README, "Development").
@@ -57,9 +57,8 @@ def time_pytest(checkout: Path, arguments: list[str]) -> float:
                             capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        last = ([line for line in result.stdout.splitlines() if line.strip()] or ["no output"])
         raise InputError(f"python -m pytest -q {' '.join(arguments)} failed in {checkout} "
-                         f"(exit status {result.returncode}): {last[-1]}")
+                         f"(exit status {result.returncode}): {last_line(result.stdout)}")
     return seconds
 
 
