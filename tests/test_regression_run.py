@@ -9,10 +9,14 @@ import numpy as np
 import pytest
 
 from hw1_keras.config import to_dict
+from hw1_keras.devices import DeviceConfig
 from hw1_keras.errors import InputError
 from hw1_keras.regression import data as regression_data
 from hw1_keras.regression.config import RegressionConfig
 from hw1_keras.regression.train import evaluate, find_gaps, run, train_model
+
+# For runs of a few epochs: XLA's compile would cost more than it saves.
+NO_XLA = DeviceConfig(jit="off")
 
 METRIC_KEYS = {"train_mse", "test_mse", "test_mse_gaps", "test_mse_outside", "parameters",
                "train_seconds", "seed", "config"}
@@ -83,6 +87,7 @@ def test_same_seed_same_result_other_seed_differs(tiny_run, tiny_config, tmp_pat
     assert abs(other_mse - first["test_mse"]) > 1e-6
 
 
+@pytest.mark.integration  # A whole command, in this process.
 def test_user_csv_data(tmp_path):
     rng = np.random.default_rng(0)
     x_train = np.concatenate([np.linspace(-4, -1, 30), np.linspace(2, 4, 20)])
@@ -94,7 +99,7 @@ def test_user_csv_data(tmp_path):
         regression_data.write_csv(split, tmp_path / f"{name}.csv")
     config = RegressionConfig(epochs=10, log_every=10, units=(8,), activations=("tanh",),
                               train=str(tmp_path / "train.csv"), test=str(tmp_path / "test.csv"))
-    metrics = run(config, str(tmp_path / "run"))
+    metrics = run(config, str(tmp_path / "run"), NO_XLA)
     (gap,) = metrics["gaps"]
     assert gap[0] == pytest.approx(-1.0) and gap[1] == pytest.approx(2.0)
     assert metrics["data"] == {"train": config.train, "test": config.test}
@@ -121,7 +126,8 @@ def test_a_diverged_run_says_what_to_try_and_leaves_no_folder(tmp_path):
     regression_data.write_csv(regression_data.Split(x, x), huge)
     out = tmp_path / "never"
     with pytest.raises(InputError) as error:
-        run(RegressionConfig(epochs=2, log_every=1, train=str(huge), test=str(huge)), str(out))
+        run(RegressionConfig(epochs=2, log_every=1, train=str(huge), test=str(huge)), str(out),
+            NO_XLA)
     assert "training diverged (loss inf) with --lr 0.0004; try a smaller one, e.g. --lr " \
            "4e-05, and check that the data's values are not huge" in str(error.value)
     assert not out.exists()

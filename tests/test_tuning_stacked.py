@@ -30,8 +30,9 @@ def weights(model):
 
 @pytest.mark.parametrize("folds, jit, batch, x, y", [
     # 5 folds of the embedded data, as the search runs them (80 training points
-    # each), in XLA.
-    (5, True, 50, TRAIN.x, TRAIN.y),
+    # each), in XLA: integration, for the 5 single-fold trainings and the XLA
+    # compile beside the stacked one (11 s).
+    pytest.param(5, True, 50, TRAIN.x, TRAIN.y, marks=pytest.mark.integration),
     # 49 and 50 training points: one step per epoch at batch 64, the smaller fold
     # padded to the common batch.
     (2, False, 64, TRAIN.x[:99], TRAIN.y[:99]),
