@@ -3,9 +3,10 @@
 Two tiers. The unit tier (`python -m pytest --unit`) runs in this process on
 tiny tensors, for the edit-test loop; a test of it that starts a process fails
 (`_unit_tests_start_no_process`). The integration tier is every test that
-starts `run.py` or a cluster in subprocesses, or reads real MNIST: those that
-use the `cli`, `mnist_file` or `tiny_run` fixtures are marked `integration`
-by themselves, the rest by `@pytest.mark.integration`. The default command
+starts `run.py` or a cluster in subprocesses, reads real MNIST, or runs a
+whole command or several whole trainings in this process: those that use the
+`cli`, `mnist_file` or `tiny_run` fixtures are marked `integration` by
+themselves, the rest by `@pytest.mark.integration`. The default command
 runs both; `-m slow` the long accuracy runs.
 
 The expensive artifact (a trained run folder with a SavedModel) is built once
