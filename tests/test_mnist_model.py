@@ -85,7 +85,7 @@ def test_activation_maps_show_the_conv_blocks_not_the_dense_relu(tmp_path):
     assert path.stat().st_size > 10_000
 
 
-@pytest.mark.integration  # Two whole CNN trainings, mostly tracing (9 s).
+@pytest.mark.integration  # Two whole CNN trainings, mostly tracing.
 def test_a_seeded_training_with_augmentation_repeats_exactly():
     from hw1_keras.mnist.model import MnistHyperModel
 

@@ -31,7 +31,7 @@ def weights(model):
 @pytest.mark.parametrize("folds, jit, batch, x, y", [
     # 5 folds of the embedded data, as the search runs them (80 training points
     # each), in XLA: integration, for the 5 single-fold trainings and the XLA
-    # compile beside the stacked one (11 s).
+    # compile beside the stacked one.
     pytest.param(5, True, 50, TRAIN.x, TRAIN.y, marks=pytest.mark.integration),
     # 49 and 50 training points: one step per epoch at batch 64, the smaller fold
     # padded to the common batch.
